@@ -1,0 +1,112 @@
+# capstats: `make` builds ./capstats and the reader library; `make check` runs
+# every test, plain and under AddressSanitizer/UBSan.
+
+PREFIX	?= /usr/local
+BINDIR	?= $(PREFIX)/sbin
+LIBDIR	?= $(PREFIX)/lib
+INCDIR	?= $(PREFIX)/include
+MANDIR	?= $(PREFIX)/share/man
+PCDIR	?= $(LIBDIR)/pkgconfig
+DESTDIR	?=
+
+CC	?= cc
+PKGS	 = libpcap libbsd-overlay
+WARN	 = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	   -Wformat=2 -Wno-format-nonliteral
+CFLAGS	?= -O2 -g
+CFLAGS	+= -std=gnu11 $(WARN) $(EXTRA_CFLAGS)
+CPPFLAGS += -D_GNU_SOURCE -Ishm -Idaemon -Iclient $(shell pkg-config --cflags $(PKGS))
+LDLIBS	+= $(shell pkg-config --libs $(PKGS))
+WERROR	?= 1
+ifeq ($(WERROR),1)
+CFLAGS	+= -Werror
+endif
+
+SONAME	 = libcapstats.so.1
+SHM_SRC	 = shm/reader.c
+DAEMON_SRC = daemon/daemon.c daemon/ctl.c daemon/cmd.c daemon/sess.c daemon/pcap.c \
+	     daemon/state.c daemon/log.c daemon/proto.c shm/writer.c
+CLIENT_SRC = client/main.c client/request.c client/output.c client/local.c
+SRC	 = $(CLIENT_SRC) $(DAEMON_SRC) $(SHM_SRC)
+HDR	 = $(wildcard shm/*.h daemon/*.h client/*.h)
+
+# Objects and test programs go to $(B); `make B=build/asan SAN=1` is the
+# sanitizer build, with its own capstats at $(B)/capstats.
+B	?= build
+ifeq ($(SAN),1)
+CFLAGS	+= -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS	+= -fsanitize=address,undefined
+endif
+OBJ	 = $(SRC:%.c=$(B)/%.o)
+UNIT	 = $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/*.c))
+
+all: capstats libcapstats.a $(SONAME) capstats.pc units
+
+capstats: $(B)/capstats
+	cp $(B)/capstats $@
+
+$(B)/capstats: $(OBJ)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJ) $(LDLIBS)
+
+$(B)/%.o: %.c $(HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+# A unit test is one file; it includes the modules it tests.
+units: $(UNIT)
+$(B)/tests/%: tests/unit/%.c $(HDR) $(SRC)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< -lpthread $(LDLIBS)
+
+libcapstats.a: $(B)/shm/reader.o
+	$(AR) rcs $@ $(B)/shm/reader.o
+
+$(B)/shm/reader.pic.o: shm/reader.c $(HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -c -o $@ shm/reader.c
+
+$(SONAME): $(B)/shm/reader.pic.o
+	$(CC) $(CFLAGS) -shared -Wl,-soname,$(SONAME) -o $@ $(B)/shm/reader.pic.o
+
+capstats.pc: shm/capstats.pc.in
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCDIR@|$(INCDIR)|' shm/capstats.pc.in > $@
+
+check: all
+	$(MAKE) B=build/asan SAN=1 build/asan/capstats asan-units
+	bash tests/run.sh build build/asan
+
+asan-units: $(UNIT)
+
+deps:
+	sh tests/deps.sh
+
+demo: all
+	sh contrib/demo.sh
+
+bench: all
+	bash tests/bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) \
+	    $(DESTDIR)$(PCDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man7
+	install -m 0755 capstats $(DESTDIR)$(BINDIR)/capstats
+	install -m 0644 libcapstats.a $(DESTDIR)$(LIBDIR)/libcapstats.a
+	install -m 0755 $(SONAME) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libcapstats.so
+	install -m 0644 shm/capstats.h $(DESTDIR)$(INCDIR)/capstats.h
+	install -m 0644 capstats.pc $(DESTDIR)$(PCDIR)/capstats.pc
+	install -m 0644 capstats.8 $(DESTDIR)$(MANDIR)/man8/capstats.8
+	install -m 0644 shm/capstats-shm.7 $(DESTDIR)$(MANDIR)/man7/capstats-shm.7
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/capstats $(DESTDIR)$(LIBDIR)/libcapstats.a \
+	    $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libcapstats.so \
+	    $(DESTDIR)$(INCDIR)/capstats.h $(DESTDIR)$(PCDIR)/capstats.pc \
+	    $(DESTDIR)$(MANDIR)/man8/capstats.8 $(DESTDIR)$(MANDIR)/man7/capstats-shm.7
+
+clean:
+	rm -f capstats libcapstats.a $(SONAME) capstats.pc
+	rm -rf build
+
+.PHONY: all units asan-units check deps demo bench install uninstall clean

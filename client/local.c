@@ -1,0 +1,384 @@
+/*
+ * local.c: poll, watch and metrics, answered from the segment alone,
+ * without a word to the daemon's socket.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "client.h"
+
+#define STALE_BEATS	3	/* heartbeats missed before the daemon counts as gone */
+
+static const char *const states[] = {
+	"free", "running", "error", "stopped"
+};
+
+static const char *
+state_word(uint32_t st)
+{
+	return st < sizeof(states) / sizeof(states[0]) ? states[st] : "unknown";
+}
+
+static uint64_t
+mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t
+real_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Map the segment and make sure its daemon is alive; NULL after saying why. */
+static struct capstats *
+attach(const struct options *o, struct capstats_daemon *d, int quiet)
+{
+	char err[CAPSTATS_ERRBUF_SIZE];
+	struct capstats *cs;
+	int rc;
+
+	if ((cs = capstats_open(o->shm, &rc, err)) == NULL) {
+		if (!quiet)
+			fprintf(stderr, "capstats: %s\n", err);
+		return NULL;
+	}
+	if (capstats_daemon(cs, d) != CAPSTATS_OK ||
+	    (rc = capstats_check(cs, STALE_BEATS * d->heartbeat_interval_ns)) !=
+	    CAPSTATS_OK) {
+		if (!quiet)
+			fprintf(stderr, "capstats: daemon not running (%s)\n",
+			    capstats_errmsg(cs));
+		capstats_close(cs);
+		return NULL;
+	}
+	return cs;
+}
+
+static int
+lookup(struct capstats *cs, const char *name, struct capstats_ref *ref,
+    struct capstats_info *info)
+{
+	int rc;
+
+	if ((rc = capstats_find(cs, name, ref)) == CAPSTATS_OK)
+		rc = capstats_info(cs, ref, info);
+	return rc;
+}
+
+static void
+poll_json(const struct capstats_info *in, const struct capstats_snapshot *sn,
+    uint64_t instance)
+{
+	fputs("{\"session\": ", stdout);
+	json_str(stdout, in->name);
+	fputs(", \"interface\": ", stdout);
+	json_str(stdout, in->iface);
+	printf(", \"state\": \"%s\", \"packets\": %" PRIu64 ", \"bytes\": %"
+	    PRIu64 ", \"drops\": %" PRIu64 ", \"if_drops\": %" PRIu64
+	    ", \"last_packet\": ", state_word(sn->state), sn->packets,
+	    sn->bytes, sn->drops, sn->if_drops);
+	if (sn->last_packet_ns == 0)
+		fputs("null", stdout);
+	else
+		printf("%" PRIu64, sn->last_packet_ns);
+	printf(", \"session_id\": %" PRIu64 ", \"instance\": \"%016" PRIx64
+	    "\"}\n", sn->session_id, instance);
+}
+
+int
+local_poll(const struct options *o, const char *name)
+{
+	struct capstats_snapshot sn;
+	struct capstats_info info;
+	struct capstats_daemon d;
+	struct capstats_ref ref;
+	struct capstats *cs;
+	char p[32], b[32], dr[32];
+	int rc;
+
+	if ((cs = attach(o, &d, 0)) == NULL)
+		return EXIT_REFUSED;
+	if ((rc = lookup(cs, name, &ref, &info)) == CAPSTATS_OK)
+		rc = capstats_read(cs, &ref, &sn);
+	if (rc != CAPSTATS_OK) {
+		if (rc == CAPSTATS_E_NOSESSION || rc == CAPSTATS_E_GONE)
+			fprintf(stderr, "capstats: no session named %s\n", name);
+		else
+			fprintf(stderr, "capstats: %s: %s\n", name,
+			    capstats_errmsg(cs));
+		capstats_close(cs);
+		return EXIT_REFUSED;
+	}
+	if (o->json)
+		poll_json(&info, &sn, d.instance_id);
+	else {
+		fmt_count(p, sizeof(p), sn.packets, o->units);
+		fmt_count(b, sizeof(b), sn.bytes, o->units);
+		fmt_count(dr, sizeof(dr), sn.drops, o->units);
+		printf("%s: %s packets, %s bytes, %s drops", name, p, b, dr);
+		if (sn.state != CAPSTATS_RUNNING)
+			printf(" (%s%s%s)", state_word(sn.state),
+			    info.error[0] ? ": " : "", info.error);
+		putchar('\n');
+	}
+	capstats_close(cs);
+	return 0;
+}
+
+/* watch: one line per interval, with the rates since the previous one. */
+
+struct watch {
+	const struct options	*o;
+	const char		*name;
+	struct capstats		*cs;
+	struct capstats_ref	 ref;
+	uint64_t		 instance;
+	uint64_t		 stale_ns;
+	int			 have_prev;
+	struct capstats_snapshot prev;
+	uint64_t		 prev_ns;
+	int			 lost;	/* the daemon is gone; we said so */
+};
+
+static void
+watch_header(const struct watch *w)
+{
+	if (!w->o->json)
+		printf("%-18s %14s %16s %10s %12s %14s\n", "TIME", "PACKETS",
+		    "BYTES", "DROPS", "PKT/S", "BIT/S");
+}
+
+static void
+watch_line(struct watch *w, const struct capstats_snapshot *sn, uint64_t now)
+{
+	double dt, pps = -1, bps = -1;
+	char t[64], p[32], b[32], dr[32], pr[32], br[32];
+	uint64_t real = real_ns();
+
+	if (w->have_prev && now > w->prev_ns) {
+		dt = (double)(now - w->prev_ns) / 1e9;
+		pps = (double)(sn->packets - w->prev.packets) / dt;
+		bps = (double)(sn->bytes - w->prev.bytes) * 8 / dt;
+	}
+	if (w->o->json) {
+		fputs("{\"session\": ", stdout);
+		json_str(stdout, w->name);
+		printf(", \"time\": %" PRIu64 ", \"state\": \"%s\", \"packets\": %"
+		    PRIu64 ", \"bytes\": %" PRIu64 ", \"drops\": %" PRIu64
+		    ", \"if_drops\": %" PRIu64, real, state_word(sn->state),
+		    sn->packets, sn->bytes, sn->drops, sn->if_drops);
+		if (pps < 0)
+			fputs(", \"pps\": null, \"bps\": null}\n", stdout);
+		else
+			printf(", \"pps\": %.3f, \"bps\": %.3f}\n", pps, bps);
+	} else {
+		fmt_time(t, sizeof(t), real);
+		fmt_count(p, sizeof(p), sn->packets, w->o->units);
+		fmt_count(b, sizeof(b), sn->bytes, w->o->units);
+		fmt_count(dr, sizeof(dr), sn->drops, w->o->units);
+		fmt_rate(pr, sizeof(pr), pps, w->o->units);
+		fmt_rate(br, sizeof(br), bps, w->o->units);
+		printf("%-18.18s %14s %16s %10s %12s %14s%s\n", t + 11, p, b, dr,
+		    pr, br, sn->state == CAPSTATS_ERROR ? "  (error)" : "");
+	}
+	fflush(stdout);
+	w->prev = *sn;
+	w->prev_ns = now;
+	w->have_prev = 1;
+}
+
+/* (Re)attach after a restart; 0 when the session is found again. */
+static int
+watch_attach(struct watch *w)
+{
+	struct capstats_info info;
+	struct capstats_daemon d;
+
+	if (w->cs != NULL)
+		capstats_close(w->cs);
+	w->have_prev = 0;
+	if ((w->cs = attach(w->o, &d, w->lost)) == NULL) {
+		if (!w->lost)
+			fprintf(stderr, "capstats: waiting for the daemon\n");
+		w->lost = 1;
+		return -1;
+	}
+	w->stale_ns = STALE_BEATS * d.heartbeat_interval_ns;
+	if (lookup(w->cs, w->name, &w->ref, &info) != CAPSTATS_OK) {
+		fprintf(stderr, "capstats: no session named %s\n", w->name);
+		return 1;
+	}
+	if (w->lost || (w->instance != 0 && w->instance != d.instance_id))
+		fprintf(stderr, "capstats: daemon restarted (instance %016"
+		    PRIx64 "); counting starts over\n", d.instance_id);
+	w->instance = d.instance_id;
+	w->lost = 0;
+	return 0;
+}
+
+/* One turn: 0 printed, -1 nothing to print now, 1 the session ended. */
+static int
+watch_turn(struct watch *w)
+{
+	struct capstats_snapshot sn;
+	int rc;
+
+	if (w->cs == NULL || w->lost)
+		return watch_attach(w) == 1 ? 1 : -1;
+	rc = capstats_check(w->cs, w->stale_ns);
+	if (rc == CAPSTATS_E_RESTARTED || rc == CAPSTATS_E_STALE) {
+		fprintf(stderr, "capstats: %s\n", capstats_errmsg(w->cs));
+		rc = watch_attach(w);
+		return rc == 1 ? 1 : -1;
+	}
+	rc = capstats_read(w->cs, &w->ref, &sn);
+	if (rc == CAPSTATS_E_GONE || (rc == CAPSTATS_OK &&
+	    sn.state == CAPSTATS_STOPPED)) {
+		fprintf(stderr, "capstats: session %s stopped\n", w->name);
+		return 1;
+	}
+	if (rc != CAPSTATS_OK) {
+		fprintf(stderr, "capstats: %s: %s\n", w->name,
+		    capstats_errmsg(w->cs));
+		return -1;
+	}
+	watch_line(w, &sn, mono_ns());
+	return 0;
+}
+
+int
+local_watch(const struct options *o, const char *name, double seconds,
+    long count)
+{
+	struct watch w = { .o = o, .name = name };
+	uint64_t step = (uint64_t)(seconds * 1e9), next;
+	struct timespec ts;
+	long printed = 0;
+	int rc;
+
+	if ((rc = watch_attach(&w)) != 0) {
+		if (w.cs != NULL)
+			capstats_close(w.cs);
+		return EXIT_REFUSED;
+	}
+	watch_header(&w);
+	next = mono_ns();
+	while (count <= 0 || printed < count) {
+		rc = watch_turn(&w);
+		if (rc == 1)
+			break;
+		if (rc == 0)
+			printed++;
+		if (count > 0 && printed >= count)
+			break;
+		next += step;
+		ts.tv_sec = (time_t)(next / 1000000000u);
+		ts.tv_nsec = (long)(next % 1000000000u);
+		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts,
+		    NULL) == EINTR)
+			;
+	}
+	if (w.cs != NULL)
+		capstats_close(w.cs);
+	return rc == 1 ? EXIT_REFUSED : 0;
+}
+
+/* metrics: every session in the Prometheus text format. */
+
+static void
+prom_label(const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if (*s == '"' || *s == '\\')
+			putchar('\\');
+		putchar(*s);
+	}
+}
+
+struct metric {
+	const char	*name, *type, *help;
+};
+
+static const struct metric metrics[] = {
+	{ "capstats_packets_total", "counter",
+	    "Packets accepted by the session's filter." },
+	{ "capstats_bytes_total", "counter",
+	    "Wire bytes of the packets accepted by the session's filter." },
+	{ "capstats_drops_total", "counter",
+	    "Packets the kernel dropped for the session's capture." },
+	{ "capstats_if_drops_total", "counter",
+	    "Packets the interface dropped, as seen by the session." },
+	{ "capstats_up", "gauge",
+	    "1 if the session is counting, 0 if it is in error." },
+};
+
+static uint64_t
+metric_value(int m, const struct capstats_snapshot *sn)
+{
+	switch (m) {
+	case 0: return sn->packets;
+	case 1: return sn->bytes;
+	case 2: return sn->drops;
+	case 3: return sn->if_drops;
+	default: return sn->state == CAPSTATS_RUNNING;
+	}
+}
+
+int
+local_metrics(const struct options *o)
+{
+	struct capstats_snapshot *sn = NULL;
+	struct capstats_info *info = NULL, in;
+	struct capstats_daemon d;
+	struct capstats_ref ref = { .slot = UINT32_MAX };
+	struct capstats *cs;
+	size_t n = 0, i;
+	void *p;
+	int m;
+
+	if ((cs = attach(o, &d, 0)) == NULL)
+		return EXIT_REFUSED;
+	while (capstats_next(cs, &ref, &in) == CAPSTATS_OK) {
+		if ((p = realloc(info, (n + 1) * sizeof(*info))) == NULL)
+			break;
+		info = p;
+		if ((p = realloc(sn, (n + 1) * sizeof(*sn))) == NULL)
+			break;
+		sn = p;
+		if (capstats_read(cs, &ref, &sn[n]) != CAPSTATS_OK)
+			continue;
+		info[n++] = in;
+	}
+	for (m = 0; m < (int)(sizeof(metrics) / sizeof(metrics[0])); m++) {
+		printf("# HELP %s %s\n# TYPE %s %s\n", metrics[m].name,
+		    metrics[m].help, metrics[m].name, metrics[m].type);
+		for (i = 0; i < n; i++) {
+			printf("%s{session=\"", metrics[m].name);
+			prom_label(info[i].name);
+			fputs("\",interface=\"", stdout);
+			prom_label(info[i].iface);
+			printf("\"} %" PRIu64 "\n", metric_value(m, &sn[i]));
+		}
+	}
+	printf("# HELP capstats_heartbeat_age_seconds Seconds since the "
+	    "daemon's last heartbeat.\n# TYPE capstats_heartbeat_age_seconds "
+	    "gauge\ncapstats_heartbeat_age_seconds %.3f\n",
+	    (double)(mono_ns() - d.heartbeat_ns) / 1e9);
+	free(info);
+	free(sn);
+	capstats_close(cs);
+	return 0;
+}

@@ -1,0 +1,251 @@
+/*
+ * main.c: options and the command table. One binary, two roles: with -d
+ * it becomes the daemon, otherwise it runs one command as a client.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client.h"
+
+typedef int command_fn(const struct options *, int argc, char **argv);
+
+struct command {
+	const char	*name;
+	int		 min, max;	/* arguments after the name; -1: any */
+	command_fn	*fn;
+	const char	*usage;
+};
+
+static command_fn cmd_remote, cmd_poll, cmd_watch, cmd_metrics;
+
+/* The command table: parsing, argument counts and usage follow it. */
+static const struct command commands[] = {
+#define X(name, min, max, usage) { #name, min, max, cmd_remote, usage },
+	CTL_COMMANDS
+#undef X
+	{ "poll",    1, 1, cmd_poll,    "poll NAME" },
+	{ "watch",   3, 5, cmd_watch,   "watch NAME frequency SECONDS [count N]" },
+	{ "metrics", 0, 0, cmd_metrics, "metrics" },
+};
+#define NCOMMANDS (int)(sizeof(commands) / sizeof(commands[0]))
+
+static void __attribute__((noreturn))
+usage(int status)
+{
+	FILE *f = status ? stderr : stdout;
+	int i;
+
+	fprintf(f, "usage: capstats -d [-fD] [-B kbytes] [-g group] "
+	    "[-i interface] [-m shmname]\n"
+	    "                [-n sessions] [-S statefile] [-s socket]\n"
+	    "       capstats [-Hj] [-m shmname] [-s socket] command "
+	    "[argument ...]\ncommands:\n");
+	for (i = 0; i < NCOMMANDS; i++)
+		fprintf(f, "       %s\n", commands[i].usage);
+	exit(status);
+}
+
+static int
+usage_error(const char *fmt, const char *arg)
+{
+	fputs("capstats: ", stderr);
+	fprintf(stderr, fmt, arg);
+	fputc('\n', stderr);
+	return EXIT_USAGE;
+}
+
+static const char *
+check_name(const char *name)
+{
+	return ctl_valid_name(name) ? NULL :
+	    "invalid session name '%s': use 1 to 63 characters of A-Za-z0-9._-";
+}
+
+/* The words of a command, joined by single spaces, as the daemon reads them. */
+static int
+join(int argc, char **argv, char *buf, size_t len)
+{
+	size_t used = 0, n;
+	int i;
+
+	buf[0] = '\0';
+	for (i = 0; i < argc; i++) {
+		n = strlen(argv[i]);
+		if (!ctl_printable(argv[i], n))
+			return usage_error("'%s': only printable ASCII may be "
+			    "sent to the daemon", argv[i]);
+		if (used + n + 2 > len)
+			return usage_error("%s: request too long", argv[0]);
+		if (i > 0)
+			buf[used++] = ' ';
+		memcpy(buf + used, argv[i], n + 1);
+		used += n;
+	}
+	return 0;
+}
+
+static int
+cmd_remote(const struct options *o, int argc, char **argv)
+{
+	char req[CTL_REQUEST_MAX];
+	const char *bad;
+	struct rows rs;
+	int rc;
+
+	if (argc > 1 && strcmp(argv[0], "list") != 0 &&
+	    (bad = check_name(argv[1])) != NULL)
+		return usage_error(bad, argv[1]);
+	if ((rc = join(argc, argv, req, sizeof(req))) != 0)
+		return rc;
+	if ((rc = req_run(o, req, &rs)) != 0) {
+		rows_free(&rs);
+		return rc;
+	}
+	if (strcmp(argv[0], "list") == 0)
+		print_list(o, &rs);
+	else if (strcmp(argv[0], "show") == 0 && rs.n > 0)
+		print_show(o, &rs.v[0]);
+	else if (o->json) {
+		if (rs.n > 0)
+			json_row(stdout, &rs.v[0]);
+		else
+			fputs("{\"ok\": true}", stdout);
+		putchar('\n');
+	}
+	rows_free(&rs);
+	return 0;
+}
+
+static int
+cmd_poll(const struct options *o, int argc, char **argv)
+{
+	const char *bad;
+
+	(void)argc;
+	if ((bad = check_name(argv[1])) != NULL)
+		return usage_error(bad, argv[1]);
+	return local_poll(o, argv[1]);
+}
+
+static int
+cmd_watch(const struct options *o, int argc, char **argv)
+{
+	const char *bad;
+	double seconds;
+	long count = 0;
+	char *end;
+
+	if ((bad = check_name(argv[1])) != NULL)
+		return usage_error(bad, argv[1]);
+	if (strcmp(argv[2], "frequency") != 0 || argc == 5 ||
+	    (argc == 6 && strcmp(argv[4], "count") != 0))
+		return usage_error("usage: %s", commands[NCOMMANDS - 2].usage);
+	errno = 0;
+	seconds = strtod(argv[3], &end);
+	if (*argv[3] == '\0' || *end != '\0' || errno != 0 ||
+	    !(seconds >= 0.001 && seconds <= 86400))
+		return usage_error("frequency '%s': give seconds from 0.001 "
+		    "to 86400", argv[3]);
+	if (argc == 6) {
+		count = strtol(argv[5], &end, 10);
+		if (*argv[5] == '\0' || *end != '\0' || count < 1)
+			return usage_error("count '%s': give a whole number "
+			    "of lines, at least 1", argv[5]);
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	return local_watch(o, argv[1], seconds, count);
+}
+
+static int
+cmd_metrics(const struct options *o, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	return local_metrics(o);
+}
+
+static unsigned
+number(const char *s, unsigned min, unsigned max, char flag)
+{
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (*s == '\0' || *end != '\0' || errno != 0 || v < min || v > max) {
+		fprintf(stderr, "capstats: -%c %s: give a number from %u to %u\n",
+		    flag, s, min, max);
+		exit(EXIT_USAGE);
+	}
+	return (unsigned)v;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct options o = {
+		.max_sessions = CTL_SESSIONS_DEFAULT,
+		.buffer_kb = CTL_BUFFER_DEFAULT_KB,
+	};
+	bool daemon_only = false;
+	int ch, i;
+
+	o.sock = getenv(CTL_SOCKET_ENV);
+	o.shm = getenv(CTL_SHM_ENV);
+	while ((ch = getopt(argc, argv, "B:dDfg:hHi:jm:n:s:S:")) != -1) {
+		switch (ch) {
+		case 'B': o.buffer_kb = number(optarg, CTL_BUFFER_MIN_KB,
+		    CTL_BUFFER_MAX_KB, 'B'); daemon_only = true; break;
+		case 'd': o.daemon = true; break;
+		case 'D': o.debug = o.foreground = true; daemon_only = true; break;
+		case 'f': o.foreground = true; daemon_only = true; break;
+		case 'g': o.group = optarg; daemon_only = true; break;
+		case 'h': usage(0);
+		case 'H': o.units = 1; break;
+		case 'i': o.iface = optarg; daemon_only = true; break;
+		case 'j': o.json = true; break;
+		case 'm': o.shm = optarg; break;
+		case 'n': o.max_sessions = number(optarg, 1, CTL_SESSIONS_MAX,
+		    'n'); daemon_only = true; break;
+		case 's': o.sock = optarg; break;
+		case 'S': o.statefile = optarg; daemon_only = true; break;
+		default: usage(EXIT_USAGE);
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (o.sock == NULL || *o.sock == '\0')
+		o.sock = CTL_SOCKET_DEFAULT;
+	if (o.shm == NULL || *o.shm == '\0')
+		o.shm = CAPSTATS_SHM_DEFAULT;
+
+	if (o.daemon) {
+		if (argc != 0)
+			usage(EXIT_USAGE);
+		if (o.iface != NULL && !ctl_valid_iface(o.iface))
+			return usage_error("-i %s: invalid interface name",
+			    o.iface);
+		return daemon_main(&o);
+	}
+	if (daemon_only) {
+		fprintf(stderr, "capstats: -B, -D, -f, -g, -i, -n and -S go "
+		    "with -d\n");
+		return EXIT_USAGE;
+	}
+	if (argc == 0)
+		usage(EXIT_USAGE);
+	for (i = 0; i < NCOMMANDS; i++) {
+		if (strcmp(argv[0], commands[i].name) != 0)
+			continue;
+		if (argc - 1 < commands[i].min ||
+		    (commands[i].max >= 0 && argc - 1 > commands[i].max))
+			return usage_error("usage: capstats %s",
+			    commands[i].usage);
+		return commands[i].fn(&o, argc, argv);
+	}
+	return usage_error("unknown command '%s'; see capstats -h", argv[0]);
+}

@@ -1,0 +1,245 @@
+/*
+ * cmd.c: one handler per control command. A handler parses its words,
+ * validates them in a fixed order, acts through sess.c and writes its
+ * reply; it never touches a socket.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "log.h"
+
+typedef void cmd_fn(char *args, struct reply *);
+
+/* The next word of *p (words are separated by one space), or NULL. */
+static char *
+next_word(char **p)
+{
+	char *w = *p, *sp;
+
+	if (w == NULL)
+		return NULL;
+	if ((sp = strchr(w, ' ')) != NULL) {
+		*sp = '\0';
+		*p = sp + 1;
+	} else
+		*p = NULL;
+	return w;
+}
+
+static int
+count_words(const char *s)
+{
+	int n = 0;
+
+	if (s == NULL)
+		return 0;
+	for (n = 1; (s = strchr(s, ' ')) != NULL; s++)
+		n++;
+	return n;
+}
+
+static void
+row_instance(struct reply *r)
+{
+	char inst[17];
+
+	snprintf(inst, sizeof(inst), "%016llx", (unsigned long long)cfg.instance);
+	rep_str(r, "instance", inst);
+}
+
+/* One session as a row: what list and show print. */
+static void
+row_session(struct reply *r, const struct sess *s, bool full)
+{
+	rep_row(r);
+	rep_str(r, "session", s->name);
+	rep_str(r, "interface", s->iface);
+	rep_str(r, "state", sess_state_word(s->state));
+	rep_str(r, "mode", s->path->name);
+	rep_u64(r, "packets", s->packets);
+	rep_u64(r, "bytes", s->bytes);
+	rep_u64(r, "drops", sess_total_drops(s));
+	rep_u64(r, "if_drops", sess_total_if_drops(s));
+	if (full) {
+		rep_u64(r, "created", s->created_ns);
+		rep_u64(r, "modified", s->modified_ns);
+		rep_u64(r, "last_packet", s->last_packet_ns);
+		rep_u64(r, "slot", s->slot);
+		rep_u64(r, "session_id", s->session_id);
+		row_instance(r);
+		if (s->error[0] != '\0')
+			rep_str(r, "error", s->error);
+	}
+	rep_str(r, "filter", s->filter);
+}
+
+static struct sess *
+find_or_fail(const char *name, struct reply *r)
+{
+	struct sess *s;
+
+	if (name == NULL || !ctl_valid_name(name)) {
+		rep_err(r, CTL_BADNAME, "invalid session name '%s': use 1 to %d "
+		    "characters of A-Za-z0-9._-", name ? name : "",
+		    CAPSTATS_NAME_MAX);
+		return NULL;
+	}
+	if ((s = sess_find(name)) == NULL)
+		rep_err(r, CTL_NOSESSION, "no session named %s", name);
+	return s;
+}
+
+static bool
+filter_ok(const char *filter, struct reply *r)
+{
+	if (strlen(filter) > CTL_FILTER_MAX) {
+		rep_err(r, CTL_TOOLONG, "filter longer than %d bytes",
+		    CTL_FILTER_MAX);
+		return false;
+	}
+	return true;
+}
+
+/* new NAME [interface IFACE] filter EXPR... */
+static void
+cmd_new(char *args, struct reply *r)
+{
+	char *name = next_word(&args), *w, *iface = NULL, err[512];
+	enum ctl_status st;
+	struct sess *s;
+
+	while ((w = next_word(&args)) != NULL && strcmp(w, "filter") != 0) {
+		if (strcmp(w, "interface") == 0 && iface == NULL &&
+		    (iface = next_word(&args)) != NULL)
+			continue;
+		rep_err(r, CTL_BADREQ, "usage: new NAME [interface IFACE] "
+		    "filter EXPR...");
+		return;
+	}
+	if (w == NULL) {
+		rep_err(r, CTL_BADREQ, "new: missing 'filter' (an empty "
+		    "filter counts every packet)");
+		return;
+	}
+	if (!ctl_valid_name(name)) {
+		rep_err(r, CTL_BADNAME, "invalid session name '%s': use 1 to %d "
+		    "characters of A-Za-z0-9._-", name, CAPSTATS_NAME_MAX);
+		return;
+	}
+	if (sess_find(name) != NULL) {
+		rep_err(r, CTL_EXISTS, "session %s exists", name);
+		return;
+	}
+	if (!filter_ok(args ? args : "", r))
+		return;
+	if (iface != NULL && !ctl_valid_iface(iface)) {
+		rep_err(r, CTL_BADIFACE, "invalid interface name '%s'", iface);
+		return;
+	}
+	st = sess_new(name, iface, args ? args : "", false, err, sizeof(err));
+	if (st != CTL_OK) {
+		rep_err(r, st, "%s", err);
+		return;
+	}
+	s = sess_find(name);
+	rep_row(r);
+	rep_str(r, "session", s->name);
+	rep_str(r, "interface", s->iface);
+	rep_str(r, "mode", s->path->name);
+	rep_u64(r, "slot", s->slot);
+	rep_u64(r, "session_id", s->session_id);
+	row_instance(r);
+	rep_ok(r);
+}
+
+/* modify NAME EXPR... */
+static void
+cmd_modify(char *args, struct reply *r)
+{
+	char *name = next_word(&args), err[512];
+	const char *filter = args ? args : "";
+	enum ctl_status st;
+	struct sess *s;
+
+	if ((s = find_or_fail(name, r)) == NULL || !filter_ok(filter, r))
+		return;
+	if ((st = sess_modify(s, filter, err, sizeof(err))) != CTL_OK) {
+		rep_err(r, st, "%s", err);
+		return;
+	}
+	rep_ok(r);
+}
+
+/* stop NAME */
+static void
+cmd_stop(char *args, struct reply *r)
+{
+	struct sess *s;
+
+	if ((s = find_or_fail(args, r)) == NULL)
+		return;
+	sess_stop(s);
+	rep_ok(r);
+}
+
+/* list */
+static void
+cmd_list(char *args, struct reply *r)
+{
+	struct sess *s;
+
+	(void)args;
+	TAILQ_FOREACH(s, &sessions, entry)
+		row_session(r, s, false);
+	rep_ok(r);
+}
+
+/* show NAME */
+static void
+cmd_show(char *args, struct reply *r)
+{
+	struct sess *s;
+
+	if ((s = find_or_fail(args, r)) == NULL)
+		return;
+	row_session(r, s, true);
+	rep_ok(r);
+}
+
+static const struct {
+	const char	*name;
+	int		 min, max;
+	cmd_fn		*fn;
+	const char	*usage;
+} commands[] = {
+#define X(name, min, max, usage) { #name, min, max, cmd_##name, usage },
+	CTL_COMMANDS
+#undef X
+};
+
+void
+cmd_exec(char *line, struct reply *r)
+{
+	char *args = line, *word = next_word(&args);
+	size_t i;
+	int n;
+
+	if (*word == '\0') {
+		rep_err(r, CTL_BADREQ, "empty request");
+		return;
+	}
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(word, commands[i].name) != 0)
+			continue;
+		n = count_words(args);
+		if (n < commands[i].min ||
+		    (commands[i].max >= 0 && n > commands[i].max)) {
+			rep_err(r, CTL_BADREQ, "usage: %s", commands[i].usage);
+			return;
+		}
+		commands[i].fn(args, r);
+		return;
+	}
+	rep_err(r, CTL_BADREQ, "unknown command '%.64s'", word);
+}

@@ -1,0 +1,151 @@
+/*
+ * daemon.h: what the daemon's modules share: options, the event loop's
+ * sources, sessions and their counting paths, the reply buffer.
+ */
+#ifndef CAPSTATS_DAEMON_H
+#define CAPSTATS_DAEMON_H
+
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "capstats.h"
+#include "proto.h"
+
+/* Options shared by both modes; filled by client/main.c. */
+struct options {
+	bool		 daemon;	/* -d */
+	bool		 foreground;	/* -f */
+	bool		 debug;		/* -D */
+	bool		 json;		/* -j */
+	int		 units;		/* -H: SI units instead of digit groups */
+	const char	*group;		/* -g */
+	const char	*iface;		/* -i */
+	const char	*sock;		/* -s */
+	const char	*shm;		/* -m */
+	const char	*statefile;	/* -S */
+	unsigned	 max_sessions;	/* -n */
+	unsigned	 buffer_kb;	/* -B */
+};
+
+int daemon_main(const struct options *);
+
+/* An event source in the loop: called with the epoll events that fired. */
+struct evsrc {
+	int	  fd;
+	void	(*fn)(struct evsrc *, uint32_t events);
+};
+
+int ev_add(struct evsrc *, uint32_t events);
+int ev_mod(struct evsrc *, uint32_t events);
+void ev_del(struct evsrc *);
+uint64_t now_mono(void);	/* CLOCK_MONOTONIC ns */
+uint64_t now_real(void);	/* CLOCK_REALTIME ns */
+
+/* The daemon's settings after start-up. */
+struct config {
+	const char	*default_iface;	/* -i, or NULL */
+	unsigned	 max_sessions;
+	unsigned	 buffer_kb;
+	gid_t		 gid;		/* -g, or 0 */
+	bool		 has_group;
+	const char	*group_name;
+	uint64_t	 instance;
+};
+extern struct config cfg;
+
+/* A reply being built for one request. */
+struct reply {
+	char	*buf;
+	size_t	 len, cap;
+	bool	 failed;	/* out of memory: the client is dropped */
+};
+
+void rep_row(struct reply *);
+void rep_str(struct reply *, const char *key, const char *val);
+void rep_u64(struct reply *, const char *key, uint64_t val);
+void rep_ok(struct reply *);
+enum ctl_status rep_err(struct reply *, enum ctl_status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* cmd.c: answer one request line (without its LF). */
+void cmd_exec(char *line, struct reply *);
+
+/* ctl.c: the control socket. */
+int ctl_init(const char *path, char *err, size_t errlen);
+void ctl_tick(uint64_t now);
+void ctl_shutdown(void);
+
+/* A session and the path that counts for it. */
+struct sess;
+
+struct path_ops {
+	const char	*name;
+	/* Start counting S->filter on S->iface; on failure fill err, return a status. */
+	enum ctl_status	(*open)(struct sess *, char *err, size_t errlen);
+	/* Check that FILTER compiles for S without changing anything. */
+	enum ctl_status	(*check)(struct sess *, const char *filter, char *err, size_t errlen);
+	/* Count FILTER from now on; counters go on. */
+	enum ctl_status	(*refilter)(struct sess *, const char *filter, char *err, size_t errlen);
+	/* Count what arrived, at most BUDGET packets; -1 with err on failure. */
+	int		(*collect)(struct sess *, int budget, char *err, size_t errlen);
+	/* Refresh S->drops and S->if_drops. */
+	void		(*stats)(struct sess *);
+	void		(*close)(struct sess *);
+};
+
+extern const struct path_ops pcap_path;
+
+struct sess {
+	struct evsrc		 ev;		/* the path's selectable fd */
+	TAILQ_ENTRY(sess)	 entry;
+	char			 name[CAPSTATS_NAME_MAX + 1];
+	char			 iface[CAPSTATS_IFACE_MAX + 1];
+	char			*filter;
+	char			 error[256];
+	uint32_t		 slot;
+	uint64_t		 session_id;
+	enum capstats_state	 state;
+	enum capstats_mode	 mode;
+	const struct path_ops	*path;
+	void			*path_state;
+	bool			 pending;	/* the last collect hit its budget */
+	uint64_t		 created_ns, modified_ns;	/* realtime */
+	uint64_t		 retry_at;	/* monotonic: next reopen attempt */
+	/* Totals over every open of the path. */
+	uint64_t		 packets, bytes, last_packet_ns;
+	uint64_t		 drops, if_drops;	/* current open */
+	uint64_t		 drops_base, if_drops_base;	/* earlier opens */
+};
+
+TAILQ_HEAD(sess_list, sess);
+extern struct sess_list sessions;
+
+struct sess *sess_find(const char *name);
+unsigned sess_count(void);
+enum ctl_status sess_new(const char *name, const char *iface,
+    const char *filter, bool restoring, char *err, size_t errlen);
+enum ctl_status sess_modify(struct sess *, const char *filter,
+    char *err, size_t errlen);
+void sess_stop(struct sess *);
+void sess_fail(struct sess *, const char *why);
+void sess_publish(struct sess *);
+void sess_tick(uint64_t now, bool stats);
+void sess_run_pending(void);
+bool sess_any_pending(void);
+void sess_shutdown(void);
+int sess_init(const char *shmname, uint32_t slots, char *err, size_t errlen);
+uint64_t sess_total_drops(const struct sess *);
+uint64_t sess_total_if_drops(const struct sess *);
+const char *sess_state_word(enum capstats_state);
+const char *sess_default_iface(char *err, size_t errlen);
+
+/* state.c: the sessions that survive a restart. */
+void state_init(const char *path);
+int state_save(void);
+void state_restore(void);
+
+#endif

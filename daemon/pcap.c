@@ -1,0 +1,262 @@
+/*
+ * pcap.c: the libpcap counting path. One capture handle per session, with
+ * the filter in the kernel, a small snapshot length and a TPACKET_V3 ring;
+ * each packet costs one callback that adds to the session's totals.
+ */
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#include <net/if.h>
+
+#include <errno.h>
+#include <pcap/pcap.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "log.h"
+
+/*
+ * The kernel runs the filter on the whole packet whatever the snapshot
+ * length; only the ring's copy is cut. 128 bytes keeps the ring dense and
+ * still holds every header a filter reads when libpcap must re-check the
+ * packets queued before a filter change.
+ */
+#define SNAPLEN		128
+#define RING_TIMEOUT_MS	2	/* a block reaches user space within this */
+#define BPF_INSNS_MAX	4096	/* what the kernel attaches (BPF_MAXINSNS) */
+
+struct pcap_state {
+	pcap_t		*p;
+	uint64_t	 since_ns;	/* packets stamped earlier are not counted */
+};
+
+static void
+count_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *bytes)
+{
+	struct sess *s = (struct sess *)user;
+	struct pcap_state *ps = s->path_state;
+	uint64_t ts;
+
+	(void)bytes;
+	ts = (uint64_t)h->ts.tv_sec * 1000000000u + (uint64_t)h->ts.tv_usec;
+	if (ts < ps->since_ns)
+		return;
+	s->packets++;
+	s->bytes += h->len;
+	s->last_packet_ns = ts;
+}
+
+static bool
+iface_up(const char *name)
+{
+	struct ifreq ifr;
+	int fd, up = -1;
+
+	if ((fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+		return true;	/* let libpcap say what is wrong */
+	memset(&ifr, 0, sizeof(ifr));
+	strlcpy(ifr.ifr_name, name, sizeof(ifr.ifr_name));
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0)
+		up = (ifr.ifr_flags & IFF_UP) != 0;
+	close(fd);
+	return up != 0;
+}
+
+/* Compile FILTER for P and check that the kernel will take it. */
+static enum ctl_status
+compile(pcap_t *p, const char *filter, struct bpf_program *prog,
+    char *err, size_t errlen)
+{
+	if (pcap_compile(p, prog, filter, 1, PCAP_NETMASK_UNKNOWN) == -1) {
+		snprintf(err, errlen, "filter '%.200s': %s", filter,
+		    pcap_geterr(p));
+		return CTL_BADFILTER;
+	}
+	if (prog->bf_len > BPF_INSNS_MAX) {
+		snprintf(err, errlen, "filter compiles to %u instructions; the "
+		    "kernel takes at most %d", prog->bf_len, BPF_INSNS_MAX);
+		pcap_freecode(prog);
+		return CTL_BADFILTER;
+	}
+	return CTL_OK;
+}
+
+/*
+ * Put PROG in place and make sure the kernel runs it: libpcap falls back
+ * to filtering in user space, on a cut snapshot, when the kernel refuses.
+ */
+static enum ctl_status
+install(pcap_t *p, struct bpf_program *prog, char *err, size_t errlen)
+{
+	socklen_t len = 0;
+	int rc;
+
+	rc = pcap_setfilter(p, prog);
+	if (rc == -1) {
+		snprintf(err, errlen, "setting filter: %s", pcap_geterr(p));
+		pcap_freecode(prog);
+		return CTL_BADFILTER;
+	}
+	if (getsockopt(pcap_fileno(p), SOL_SOCKET, SO_GET_FILTER, NULL,
+	    &len) == -1 || len != prog->bf_len) {
+		snprintf(err, errlen, "the kernel did not take the filter "
+		    "(%u instructions)", prog->bf_len);
+		pcap_freecode(prog);
+		return CTL_BADFILTER;
+	}
+	pcap_freecode(prog);
+	return CTL_OK;
+}
+
+static enum ctl_status
+activate_error(pcap_t *p, int rc, const char *iface, char *err, size_t errlen)
+{
+	const char *why = pcap_geterr(p);
+
+	switch (rc) {
+	case PCAP_ERROR_NO_SUCH_DEVICE:
+		snprintf(err, errlen, "%s: no such interface", iface);
+		return CTL_BADIFACE;
+	case PCAP_ERROR_IFACE_NOT_UP:
+		snprintf(err, errlen, "%s: interface is down", iface);
+		return CTL_BADIFACE;
+	case PCAP_ERROR_PERM_DENIED:
+		snprintf(err, errlen, "%s: %s", iface, why);
+		return CTL_PERM;
+	default:
+		snprintf(err, errlen, "%s: %s", iface, why);
+		return strstr(why, "annot allocate memory") != NULL ?
+		    CTL_NOMEM : CTL_BADIFACE;
+	}
+}
+
+static enum ctl_status
+pcap_path_open(struct sess *s, char *err, size_t errlen)
+{
+	char ebuf[PCAP_ERRBUF_SIZE];
+	struct bpf_program prog;
+	struct pcap_state *ps;
+	enum ctl_status st;
+	pcap_t *p;
+	int rc;
+
+	if (!iface_up(s->iface)) {
+		snprintf(err, errlen, "%s: interface is down", s->iface);
+		return CTL_BADIFACE;
+	}
+	if ((ps = calloc(1, sizeof(*ps))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return CTL_NOMEM;
+	}
+	if ((p = pcap_create(s->iface, ebuf)) == NULL) {
+		snprintf(err, errlen, "%s: %s", s->iface, ebuf);
+		free(ps);
+		return CTL_BADIFACE;
+	}
+	pcap_set_snaplen(p, SNAPLEN);
+	pcap_set_timeout(p, RING_TIMEOUT_MS);
+	pcap_set_buffer_size(p, (int)(cfg.buffer_kb * 1024));
+	pcap_set_tstamp_precision(p, PCAP_TSTAMP_PRECISION_NANO);
+	if ((rc = pcap_activate(p)) < 0) {
+		st = activate_error(p, rc, s->iface, err, errlen);
+		goto fail;
+	}
+	if (rc > 0)
+		log_debug("session %s: %s", s->name, pcap_geterr(p));
+	if ((st = compile(p, s->filter, &prog, err, errlen)) != CTL_OK ||
+	    (st = install(p, &prog, err, errlen)) != CTL_OK)
+		goto fail;
+	if (pcap_setnonblock(p, 1, ebuf) == -1) {
+		snprintf(err, errlen, "%s: %s", s->iface, ebuf);
+		st = CTL_INTERNAL;
+		goto fail;
+	}
+	ps->p = p;
+	ps->since_ns = now_real();
+	s->path_state = ps;
+	s->ev.fd = pcap_get_selectable_fd(p);
+	return CTL_OK;
+fail:
+	pcap_close(p);
+	free(ps);
+	return st;
+}
+
+static enum ctl_status
+pcap_path_check(struct sess *s, const char *filter, char *err, size_t errlen)
+{
+	struct bpf_program prog;
+	enum ctl_status st;
+	pcap_t *p;
+
+	(void)s;
+	if ((p = pcap_open_dead(DLT_EN10MB, SNAPLEN)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return CTL_NOMEM;
+	}
+	if ((st = compile(p, filter, &prog, err, errlen)) == CTL_OK)
+		pcap_freecode(&prog);
+	pcap_close(p);
+	return st;
+}
+
+static enum ctl_status
+pcap_path_refilter(struct sess *s, const char *filter, char *err, size_t errlen)
+{
+	struct pcap_state *ps = s->path_state;
+	struct bpf_program prog;
+	enum ctl_status st;
+
+	if ((st = compile(ps->p, filter, &prog, err, errlen)) != CTL_OK)
+		return st;
+	return install(ps->p, &prog, err, errlen);
+}
+
+static int
+pcap_path_collect(struct sess *s, int budget, char *err, size_t errlen)
+{
+	struct pcap_state *ps = s->path_state;
+	int n;
+
+	n = pcap_dispatch(ps->p, budget, count_packet, (u_char *)s);
+	if (n == PCAP_ERROR) {
+		snprintf(err, errlen, "%s: %s", s->iface, pcap_geterr(ps->p));
+		return -1;
+	}
+	return n < 0 ? 0 : n;
+}
+
+static void
+pcap_path_stats(struct sess *s)
+{
+	struct pcap_state *ps = s->path_state;
+	struct pcap_stat st;
+
+	if (pcap_stats(ps->p, &st) == 0) {
+		s->drops = st.ps_drop;
+		s->if_drops = st.ps_ifdrop;
+	}
+}
+
+static void
+pcap_path_close(struct sess *s)
+{
+	struct pcap_state *ps = s->path_state;
+
+	pcap_close(ps->p);
+	free(ps);
+	s->path_state = NULL;
+}
+
+const struct path_ops pcap_path = {
+	.name = "pcap",
+	.open = pcap_path_open,
+	.check = pcap_path_check,
+	.refilter = pcap_path_refilter,
+	.collect = pcap_path_collect,
+	.stats = pcap_path_stats,
+	.close = pcap_path_close,
+};

@@ -1,0 +1,100 @@
+/*
+ * proto.h: the control protocol between `capstats COMMAND` and `capstats -d`,
+ * and every limit either side enforces. Both sides include this file; no
+ * protocol number or limit is written anywhere else.
+ *
+ *   client                                        daemon
+ *     | connect(/var/run/capstats) ------------->  |  SO_PEERCRED, SO_PEERGROUPS
+ *     | <------ "hello" TAB "proto=1" TAB ... LF   |  greeting, or an error line and close
+ *     | "show" SP "web" LF ----------------------> |  request: words separated by one SP,
+ *     |                                            |  printable ASCII, at most CTL_REQUEST_MAX
+ *     |                                            |  bytes with its LF
+ *     | <------ "row" TAB "session=web" TAB ... LF |  zero or more rows of key=value fields
+ *     | <------ "ok" LF                            |  end of a reply, or
+ *     | <------ "error" TAB CODE TAB message LF    |  an error that ends it
+ *
+ * A connection may carry several requests, answered in order. Keys and
+ * values never contain TAB or LF. New keys may appear in any version;
+ * readers ignore keys they do not know. Version history:
+ *   1  first release.
+ */
+#ifndef CAPSTATS_PROTO_H
+#define CAPSTATS_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "capstats.h"
+
+#define CTL_PROTO_VERSION	1
+#define CTL_SOCKET_DEFAULT	"/var/run/capstats"
+#define CTL_SOCKET_ENV		"CAPSTATS_SOCKET"
+#define CTL_SHM_ENV		"CAPSTATS_SHM"
+#define CTL_STATE_DIR		"/var/lib/capstats"
+#define CTL_PID_DIR		"/var/run"
+
+#define CTL_REQUEST_MAX		4096	/* one request line, LF included */
+#define CTL_FILTER_MAX		2048	/* bytes of filter text */
+#define CTL_CLIENTS_MAX		256	/* connections served at once */
+#define CTL_IDLE_MS		10000	/* a client silent this long is dropped */
+#define CTL_REPLY_MAX		(16u << 20)	/* unread reply bytes per client */
+#define CTL_SESSIONS_DEFAULT	256	/* -n default */
+#define CTL_SESSIONS_MAX	4096	/* -n at most */
+#define CTL_BUFFER_DEFAULT_KB	2048	/* -B default: capture buffer per session */
+#define CTL_BUFFER_MIN_KB	64
+#define CTL_BUFFER_MAX_KB	(1u << 20)
+
+/*
+ * Reply status codes: append only, never renumber. The code word is what
+ * travels on the wire; the client turns every code but OK into exit 1,
+ * and BADREQ into exit 2.
+ */
+#define CTL_STATUSES					\
+	X(CTL_OK,	 "ok",		"ok")			\
+	X(CTL_BADREQ,	 "badreq",	"bad request")		\
+	X(CTL_NOSESSION, "nosession",	"no such session")	\
+	X(CTL_EXISTS,	 "exists",	"session exists")	\
+	X(CTL_BADNAME,	 "badname",	"bad session name")	\
+	X(CTL_BADFILTER, "badfilter",	"bad filter")		\
+	X(CTL_BADIFACE,	 "badiface",	"bad interface")	\
+	X(CTL_FULL,	 "full",	"session limit reached")\
+	X(CTL_PERM,	 "perm",	"permission denied")	\
+	X(CTL_NOMEM,	 "nomem",	"out of memory")	\
+	X(CTL_TOOLONG,	 "toolong",	"request too long")	\
+	X(CTL_INTERNAL,	 "internal",	"internal error")
+
+enum ctl_status {
+#define X(e, word, text) e,
+	CTL_STATUSES
+#undef X
+	CTL_NSTATUS
+};
+
+/*
+ * The commands the daemon answers, with their argument counts (words after
+ * the command; -1: no upper bound) and usage. The client's table adds the
+ * commands it answers from the segment alone.
+ */
+#define CTL_COMMANDS							\
+	X(new,	  2, -1, "new NAME [interface IFACE] filter EXPR...")	\
+	X(modify, 1, -1, "modify NAME EXPR...")				\
+	X(stop,	  1,  1, "stop NAME")					\
+	X(list,	  0,  0, "list")					\
+	X(show,	  1,  1, "show NAME")
+
+/* Status word for the wire, and text for people. */
+const char *ctl_status_word(enum ctl_status);
+const char *ctl_status_text(enum ctl_status);
+/* Parse a status word; CTL_NSTATUS when unknown. */
+enum ctl_status ctl_status_parse(const char *);
+
+/* 1 to CAPSTATS_NAME_MAX characters of A-Za-z0-9._- */
+bool ctl_valid_name(const char *);
+/* 1 to CAPSTATS_IFACE_MAX printable characters, no '/', no space */
+bool ctl_valid_iface(const char *);
+/* printable ASCII, at most CTL_FILTER_MAX bytes */
+bool ctl_valid_filter(const char *);
+/* Is every byte of buf[0..len) printable ASCII (0x20..0x7e)? */
+bool ctl_printable(const char *buf, size_t len);
+
+#endif

@@ -1,0 +1,429 @@
+/*
+ * sess.c: the table of sessions and their life: create, modify, fail,
+ * retry, stop, and publishing their counters into the segment. The
+ * counting itself belongs to a path (pcap.c); this file never sees a packet.
+ */
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <pcap/pcap.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "writer.h"
+
+#define BURST		4096	/* packets per session per loop turn */
+#define RETRY_NS	(1000000000ull)	/* reopen a failed session every second */
+#define HEARTBEAT_NS	(50ull * 1000000u)
+
+struct sess_list sessions = TAILQ_HEAD_INITIALIZER(sessions);
+static struct shmw *shm;
+static unsigned nsess;
+
+static const char *const state_words[] = {
+	[CAPSTATS_FREE] = "free",
+	[CAPSTATS_RUNNING] = "running",
+	[CAPSTATS_ERROR] = "error",
+	[CAPSTATS_STOPPED] = "stopped",
+};
+
+const char *
+sess_state_word(enum capstats_state st)
+{
+	return st <= CAPSTATS_STOPPED ? state_words[st] : "unknown";
+}
+
+uint64_t
+sess_total_drops(const struct sess *s)
+{
+	return s->drops_base + s->drops;
+}
+
+uint64_t
+sess_total_if_drops(const struct sess *s)
+{
+	return s->if_drops_base + s->if_drops;
+}
+
+int
+sess_init(const char *shmname, uint32_t max_sessions, char *err, size_t errlen)
+{
+	uint32_t slots = max_sessions * 4;
+
+	/* Room for stopped entries to cool down before reuse. */
+	if (slots < 1024)
+		slots = 1024;
+	if ((shm = shmw_create(shmname, cfg.gid, slots, HEARTBEAT_NS,
+	    err, errlen)) == NULL)
+		return -1;
+	cfg.instance = shmw_instance(shm);
+	shmw_heartbeat(shm, now_mono());
+	return 0;
+}
+
+struct sess *
+sess_find(const char *name)
+{
+	struct sess *s;
+
+	TAILQ_FOREACH(s, &sessions, entry)
+		if (strcmp(s->name, name) == 0)
+			return s;
+	return NULL;
+}
+
+unsigned
+sess_count(void)
+{
+	return nsess;
+}
+
+static void
+sess_desc(const struct sess *s, struct shmw_desc *d)
+{
+	d->state = s->state;
+	d->mode = s->mode;
+	d->created_ns = s->created_ns;
+	d->modified_ns = s->modified_ns;
+	d->name = s->name;
+	d->iface = s->iface;
+	d->filter = s->filter;
+	d->error = s->error;
+}
+
+static void
+sess_describe(struct sess *s)
+{
+	struct shmw_desc d;
+
+	sess_desc(s, &d);
+	shmw_describe(shm, s->slot, &d);
+}
+
+static void
+sess_counts(const struct sess *s, struct shmw_counts *c)
+{
+	c->packets = s->packets;
+	c->bytes = s->bytes;
+	c->drops = sess_total_drops(s);
+	c->if_drops = sess_total_if_drops(s);
+	c->last_packet_ns = s->last_packet_ns;
+	c->state = s->state;
+	c->mode = s->mode;
+}
+
+void
+sess_publish(struct sess *s)
+{
+	struct shmw_counts c;
+
+	sess_counts(s, &c);
+	shmw_publish(shm, s->slot, &c);
+}
+
+static void
+sess_collect(struct sess *s, uint32_t events)
+{
+	char err[256];
+	socklen_t len = sizeof(int);
+	int n, soerr = 0;
+
+	n = s->path->collect(s, BURST, err, sizeof(err));
+	if (n == 0 && (events & (EPOLLERR | EPOLLHUP))) {
+		getsockopt(s->ev.fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+		snprintf(err, sizeof(err), "%s: capture socket failed: %s",
+		    s->iface, soerr ? strerror(soerr) : "hang-up");
+		n = -1;
+	}
+	if (n < 0) {
+		s->pending = false;
+		sess_fail(s, err);
+		return;
+	}
+	s->pending = n >= BURST;
+	if (n > 0)
+		sess_publish(s);
+}
+
+static void
+sess_io(struct evsrc *src, uint32_t events)
+{
+	sess_collect((struct sess *)src, events);
+}
+
+bool
+sess_any_pending(void)
+{
+	struct sess *s;
+
+	TAILQ_FOREACH(s, &sessions, entry)
+		if (s->pending)
+			return true;
+	return false;
+}
+
+/* Sessions whose last turn hit the budget may have packets epoll cannot see. */
+void
+sess_run_pending(void)
+{
+	struct sess *s, *next;
+
+	for (s = TAILQ_FIRST(&sessions); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, entry);
+		if (s->pending)
+			sess_collect(s, 0);
+	}
+}
+
+/* Start the path; on success the session is RUNNING and in the loop. */
+static enum ctl_status
+sess_open(struct sess *s, char *err, size_t errlen)
+{
+	enum ctl_status st;
+
+	s->ev.fd = -1;
+	s->ev.fn = sess_io;
+	if ((st = s->path->open(s, err, errlen)) != CTL_OK)
+		return st;
+	if (s->ev.fd != -1 && ev_add(&s->ev, EPOLLIN) == -1) {
+		snprintf(err, errlen, "epoll: %s", strerror(errno));
+		s->path->close(s);
+		return CTL_INTERNAL;
+	}
+	s->state = CAPSTATS_RUNNING;
+	s->error[0] = '\0';
+	return CTL_OK;
+}
+
+/* Close the path, keeping its totals. */
+static void
+sess_close(struct sess *s)
+{
+	if (s->state != CAPSTATS_RUNNING)
+		return;
+	s->path->stats(s);
+	ev_del(&s->ev);
+	s->path->close(s);
+	s->ev.fd = -1;
+	s->drops_base += s->drops;
+	s->if_drops_base += s->if_drops;
+	s->drops = s->if_drops = 0;
+	s->pending = false;
+}
+
+void
+sess_fail(struct sess *s, const char *why)
+{
+	log_warnx("session %s: %s", s->name, why);
+	sess_close(s);
+	s->state = CAPSTATS_ERROR;
+	strlcpy(s->error, why, sizeof(s->error));
+	s->retry_at = now_mono() + RETRY_NS;
+	sess_describe(s);
+	sess_publish(s);
+}
+
+static void
+sess_free(struct sess *s)
+{
+	free(s->filter);
+	free(s);
+}
+
+enum ctl_status
+sess_new(const char *name, const char *iface, const char *filter,
+    bool restoring, char *err, size_t errlen)
+{
+	struct shmw_desc d;
+	enum ctl_status st;
+	struct sess *s;
+	int slot;
+
+	if (nsess >= cfg.max_sessions) {
+		snprintf(err, errlen, "session limit reached: %u sessions "
+		    "(raise it with -n)", cfg.max_sessions);
+		return CTL_FULL;
+	}
+	if (iface == NULL && (iface = sess_default_iface(err, errlen)) == NULL)
+		return CTL_BADIFACE;
+	if ((s = calloc(1, sizeof(*s))) == NULL ||
+	    (s->filter = strdup(filter)) == NULL) {
+		free(s);
+		snprintf(err, errlen, "out of memory");
+		return CTL_NOMEM;
+	}
+	strlcpy(s->name, name, sizeof(s->name));
+	strlcpy(s->iface, iface, sizeof(s->iface));
+	s->path = &pcap_path;
+	s->mode = CAPSTATS_MODE_PCAP;
+	s->created_ns = s->modified_ns = now_real();
+	if ((slot = shmw_alloc(shm, now_mono())) == -1) {
+		snprintf(err, errlen, "no free entry in the segment: stopped "
+		    "sessions' entries are reused 2 s after stop");
+		sess_free(s);
+		return CTL_FULL;
+	}
+	s->slot = (uint32_t)slot;
+	if ((st = sess_open(s, err, errlen)) != CTL_OK) {
+		if (!restoring) {
+			shmw_release(shm, s->slot);
+			sess_free(s);
+			return st;
+		}
+		s->state = CAPSTATS_ERROR;
+		strlcpy(s->error, err, sizeof(s->error));
+		s->retry_at = now_mono() + RETRY_NS;
+	}
+	sess_desc(s, &d);
+	s->session_id = shmw_start(shm, s->slot, &d);
+	sess_publish(s);
+	TAILQ_INSERT_TAIL(&sessions, s, entry);
+	nsess++;
+	log_info("session %s: %s on %s, filter '%s'", s->name,
+	    s->state == CAPSTATS_RUNNING ? "counting" : "waiting", s->iface,
+	    s->filter);
+	if (!restoring && state_save() == -1) {
+		snprintf(err, errlen, "cannot save the state file; session %s "
+		    "not created", name);
+		sess_stop(s);
+		return CTL_INTERNAL;
+	}
+	return CTL_OK;
+}
+
+enum ctl_status
+sess_modify(struct sess *s, const char *filter, char *err, size_t errlen)
+{
+	enum ctl_status st;
+	char *copy;
+
+	if ((copy = strdup(filter)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return CTL_NOMEM;
+	}
+	if (s->state == CAPSTATS_RUNNING)
+		st = s->path->refilter(s, copy, err, errlen);
+	else
+		st = s->path->check(s, copy, err, errlen);
+	if (st != CTL_OK) {
+		free(copy);
+		return st;
+	}
+	free(s->filter);
+	s->filter = copy;
+	s->modified_ns = now_real();
+	sess_describe(s);
+	log_info("session %s: filter now '%s'", s->name, s->filter);
+	if (state_save() == -1)
+		log_warnx("session %s: the new filter is not saved", s->name);
+	return CTL_OK;
+}
+
+void
+sess_stop(struct sess *s)
+{
+	struct shmw_counts c;
+
+	sess_close(s);
+	s->state = CAPSTATS_STOPPED;
+	sess_counts(s, &c);
+	shmw_stop(shm, s->slot, &c, now_mono());
+	TAILQ_REMOVE(&sessions, s, entry);
+	nsess--;
+	log_info("session %s: stopped at %llu packets, %llu bytes", s->name,
+	    (unsigned long long)s->packets, (unsigned long long)s->bytes);
+	sess_free(s);
+	if (state_save() == -1)
+		log_warnx("the stop is not saved");
+}
+
+static void
+sess_retry(struct sess *s, uint64_t now)
+{
+	char err[256];
+
+	if (sess_open(s, err, sizeof(err)) != CTL_OK) {
+		s->retry_at = now + RETRY_NS;
+		if (strcmp(err, s->error) != 0) {
+			log_warnx("session %s: %s", s->name, err);
+			strlcpy(s->error, err, sizeof(s->error));
+			sess_describe(s);
+		}
+		return;
+	}
+	log_info("session %s: counting again on %s", s->name, s->iface);
+	sess_describe(s);
+	sess_publish(s);
+}
+
+void
+sess_tick(uint64_t now, bool stats)
+{
+	uint64_t drops, if_drops;
+	struct sess *s, *next;
+
+	shmw_heartbeat(shm, now);
+	for (s = TAILQ_FIRST(&sessions); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, entry);
+		if (s->state == CAPSTATS_ERROR && now >= s->retry_at)
+			sess_retry(s, now);
+		else if (s->state == CAPSTATS_RUNNING && stats) {
+			drops = s->drops;
+			if_drops = s->if_drops;
+			s->path->stats(s);
+			if (drops != s->drops || if_drops != s->if_drops)
+				sess_publish(s);
+		}
+	}
+}
+
+/* The interface tcpdump would pick: the first that is up, running and not loopback. */
+const char *
+sess_default_iface(char *err, size_t errlen)
+{
+	static char name[CAPSTATS_IFACE_MAX + 1];
+	char ebuf[PCAP_ERRBUF_SIZE];
+	pcap_if_t *all, *d;
+
+	if (cfg.default_iface != NULL)
+		return cfg.default_iface;
+	if (pcap_findalldevs(&all, ebuf) == -1) {
+		snprintf(err, errlen, "listing interfaces: %s", ebuf);
+		return NULL;
+	}
+	name[0] = '\0';
+	for (d = all; d != NULL; d = d->next) {
+		if ((d->flags & PCAP_IF_LOOPBACK) || !(d->flags & PCAP_IF_UP) ||
+		    !(d->flags & PCAP_IF_RUNNING) || strcmp(d->name, "any") == 0 ||
+		    strlen(d->name) > CAPSTATS_IFACE_MAX)
+			continue;
+		strlcpy(name, d->name, sizeof(name));
+		break;
+	}
+	pcap_freealldevs(all);
+	if (name[0] == '\0') {
+		snprintf(err, errlen, "no interface is up; name one with "
+		    "'interface IFACE' or -i");
+		return NULL;
+	}
+	return name;
+}
+
+void
+sess_shutdown(void)
+{
+	struct sess *s;
+
+	while ((s = TAILQ_FIRST(&sessions)) != NULL) {
+		sess_close(s);
+		TAILQ_REMOVE(&sessions, s, entry);
+		sess_free(s);
+	}
+	if (shm != NULL)
+		shmw_destroy(shm);
+	shm = NULL;
+}

@@ -1,0 +1,187 @@
+/*
+ * state.c: the state file, so sessions survive a restart. It holds each
+ * session's name, interface and filter, one per line, and is replaced
+ * atomically (write, fsync, rename) at every change. A damaged file is
+ * kept aside, never overwritten, and what can be read of it is restored.
+ *
+ *	# capstats state 1
+ *	session TAB NAME TAB IFACE TAB FILTER LF
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "log.h"
+
+#define STATE_HEADER	"# capstats state 1"
+#define STATE_LINE_MAX	(CTL_FILTER_MAX + CAPSTATS_NAME_MAX + CAPSTATS_IFACE_MAX + 32)
+
+static char path[PATH_MAX];
+
+void
+state_init(const char *p)
+{
+	strlcpy(path, p, sizeof(path));
+}
+
+static int
+fsync_dir(const char *file)
+{
+	char copy[PATH_MAX];
+	int fd, rc;
+
+	strlcpy(copy, file, sizeof(copy));
+	if ((fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+int
+state_save(void)
+{
+	char tmp[PATH_MAX + 8];
+	struct sess *s;
+	FILE *f;
+	int fd;
+
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd == -1 || (f = fdopen(fd, "w")) == NULL) {
+		log_warn("state file %s", tmp);
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	fprintf(f, "%s\n", STATE_HEADER);
+	TAILQ_FOREACH(s, &sessions, entry)
+		fprintf(f, "session\t%s\t%s\t%s\n", s->name, s->iface, s->filter);
+	if (fflush(f) == EOF || fsync(fileno(f)) == -1) {
+		log_warn("state file %s", tmp);
+		fclose(f);
+		unlink(tmp);
+		return -1;
+	}
+	fclose(f);
+	if (rename(tmp, path) == -1) {
+		log_warn("state file %s", path);
+		unlink(tmp);
+		return -1;
+	}
+	if (fsync_dir(path) == -1)
+		log_warn("state file directory of %s", path);
+	return 0;
+}
+
+/* Copy the damaged file aside so that saving cannot destroy it. */
+static void
+state_keep_bad(void)
+{
+	char bad[PATH_MAX + 32], buf[4096];
+	int in, out = -1;
+	ssize_t n;
+
+	snprintf(bad, sizeof(bad), "%s.bad.%lld", path, (long long)time(NULL));
+	if ((in = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
+	    (out = open(bad, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) == -1) {
+		log_warn("keeping a copy of %s", path);
+		goto done;
+	}
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, (size_t)n) != n) {
+			log_warn("%s", bad);
+			goto done;
+		}
+	log_warnx("state file %s: damaged; a copy is kept as %s", path, bad);
+done:
+	if (in != -1)
+		close(in);
+	if (out != -1)
+		close(out);
+}
+
+/* Restore one line; a reason when it cannot be. */
+static const char *
+state_line(char *line)
+{
+	char *f[4], *p = line, err[512];
+	int n;
+
+	for (n = 0; n < 4 && p != NULL; n++)
+		f[n] = n < 3 ? strsep(&p, "\t") : p;
+	if (n != 4 || p == NULL || strcmp(f[0], "session") != 0)
+		return "not a session line";
+	if (!ctl_valid_name(f[1]))
+		return "bad session name";
+	if (!ctl_valid_iface(f[2]))
+		return "bad interface name";
+	if (!ctl_valid_filter(f[3]))
+		return "bad filter text";
+	if (sess_find(f[1]) != NULL)
+		return "session named twice";
+	if (sess_new(f[1], f[2], f[3], true, err, sizeof(err)) != CTL_OK) {
+		log_warnx("state file %s: session %s: %s", path, f[1], err);
+		return "could not be restored";
+	}
+	return NULL;
+}
+
+void
+state_restore(void)
+{
+	char line[STATE_LINE_MAX + 2];
+	unsigned lineno = 0, bad = 0, good = 0;
+	const char *why;
+	size_t len;
+	FILE *f;
+
+	if ((f = fopen(path, "re")) == NULL) {
+		if (errno != ENOENT)
+			log_warn("state file %s", path);
+		return;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		lineno++;
+		len = strlen(line);
+		if (len == 0 || line[len - 1] != '\n') {
+			why = "truncated or too long";
+			while (len > 0 && line[len - 1] != '\n' &&
+			    fgets(line, sizeof(line), f) != NULL)
+				len = strlen(line);
+		} else {
+			line[--len] = '\0';
+			if (lineno == 1 && strcmp(line, STATE_HEADER) == 0)
+				continue;
+			if (len == 0)
+				continue;
+			if (lineno == 1) {
+				log_warnx("state file %s: no header", path);
+				bad++;
+			}
+			why = state_line(line);
+		}
+		if (why != NULL) {
+			log_warnx("state file %s line %u: %s; not restored",
+			    path, lineno, why);
+			bad++;
+		} else
+			good++;
+	}
+	fclose(f);
+	if (lineno > 0)
+		log_info("state file %s: %u sessions restored, %u lines not",
+		    path, good, bad);
+	if (bad > 0)
+		state_keep_bad();
+	state_save();
+}

@@ -1,0 +1,95 @@
+# tests/sys/commands.sh: every client command and every error path of the
+# client, against a daemon on a private socket and segment, with traffic
+# sent on a veth pair.
+. "${TOP:-.}/tests/lib.sh"
+require_root
+require_capstats
+need ip ethtool tcpreplay python3
+
+veth_up cmd || exit 1
+daemon_start -i "$HOST_IF" || exit 1
+corpus=${CAPSTATS_CORPUS:-$TOP/../shared/corpus}
+ntp=$corpus/zeek-ntp-NTP_sync.pcap	# 32 packets, 3315 bytes
+
+json() { "$PY" -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
+
+# usage errors: exit 2, a message, no daemon needed
+check_fails "no command is a usage error" 2 "$CAPSTATS"
+check_fails "unknown command is a usage error" 2 cs frobnicate
+check_match "unknown command is named" "unknown command 'frobnicate'" "$ERR"
+check_fails "new without filter keyword" 2 cs new x
+check_fails "stop with two names" 2 cs stop a b
+check_fails "bad name is a usage error" 2 cs new 'a/b' filter tcp
+check_match "bad name is explained" "invalid session name" "$ERR"
+check_fails "64-character name refused" 2 cs new "$(printf 'a%.0s' $(seq 64))" filter
+check_fails "watch without frequency" 2 cs watch x
+check_fails "watch with a bad frequency" 2 cs watch x frequency 0
+check_fails "watch with a bad count" 2 cs watch x frequency 1 count -3
+check_fails "daemon option without -d" 2 "$CAPSTATS" -f list
+check_fails "control bytes in a filter" 2 cs new x filter "$(printf 'tcp\tport 80')"
+check "-h prints usage" sh -c "'$CAPSTATS' -h | grep -q 'usage: capstats -d'"
+
+# new, and its errors
+check "new with a quoted filter" cs new web filter "udp port 123"
+check "new with unquoted words" cs new web2 interface "$HOST_IF" filter udp and port 123
+check "new with an empty filter" cs new all filter
+check_fails "new with an existing name" 1 cs new web filter tcp
+check_match "existing name is explained" "session web exists" "$ERR"
+check_fails "new with a bad filter" 1 cs new bad filter "tcp port nonsense"
+check_match "bad filter carries libpcap's message" "filter 'tcp port nonsense': .*" "$ERR"
+check_fails "new on a missing interface" 1 cs new bad interface nosuch0 filter tcp
+check_match "missing interface is explained" "nosuch0: no such interface" "$ERR"
+check_fails "filter for another link type" 1 cs new bad filter "wlan type mgt"
+check_fails "nothing half-created" 1 cs show bad
+check "state file lists the sessions" grep -q "^session	web	$HOST_IF	udp port 123$" "$STATE"
+
+# counting, through poll (segment) and list/show (socket)
+replay "$ntp" 2000
+p=$(cs -j poll web | json 'd["packets"]')
+check_eq "poll counts the filter's packets" 30 "$p"
+b=$(cs -j poll all | json 'd["bytes"]')
+check_eq "the empty filter counts every byte" 3315 "$b"
+check_eq "quoted and unquoted filters agree" \
+    "$(cs -j poll web | json '(d["packets"], d["bytes"])')" \
+    "$(cs -j poll web2 | json '(d["packets"], d["bytes"])')"
+check_match "poll prints a human line" "^web: 30 packets, 2,700 bytes, 0 drops$" "$(cs poll web)"
+check_eq "list -j has every session" "['web', 'web2', 'all']" \
+    "$(cs -j list | json '[s["session"] for s in d]')"
+check_eq "list -j has the keys" "True" \
+    "$(cs -j list | json 'all(set(s) >= {"session","interface","filter","packets","bytes","drops"} for s in d)')"
+check_match "list prints aligned columns" "^web +$HOST_IF +running +30 " "$(cs list | grep '^web ')"
+out=$(cs show web)
+for k in interface filter state created modified packets bytes drops if_drops last_packet; do
+	check_match "show has $k" "(^|
+)$k " "$out"
+done
+check_eq "show -j agrees with poll" "$(cs -j poll web | json 'd["bytes"]')" \
+    "$(cs -j show web | json 'd["bytes"]')"
+
+# modify: counters go on with the new filter
+check "modify" cs modify web udp port 53
+replay "$ntp" 2000
+check_eq "modify counts the new filter" "$((30 + 2))" "$(cs -j poll web | json 'd["packets"]')"
+check_fails "modify with a bad filter" 1 cs modify web "port port"
+check_eq "a refused modify changes nothing" "udp port 53" "$(cs -j show web | json 'd["filter"]')"
+check_fails "modify an unknown session" 1 cs modify nosuch tcp
+check_match "unknown session is named" "no session named nosuch" "$ERR"
+
+# watch
+out=$(cs watch all frequency 0.05 count 3)
+check_eq "watch prints a header and count lines" 4 "$(printf '%s\n' "$out" | wc -l)"
+out=$(cs -j watch all frequency 0.05 count 2 | tail -1)
+check_eq "watch -j has rates" "True" "$(printf '%s' "$out" | json '"pps" in d and "bps" in d and d["packets"] == 64')"
+
+# stop
+check "stop" cs stop web2
+check_fails "stopped session is gone from show" 1 cs show web2
+check_fails "stopped session is gone from poll" 1 cs poll web2
+check_fails "stop an unknown session" 1 cs stop web2
+check_eq "stop is saved" 0 "$(grep -c 'web2' "$STATE")"
+
+# daemon not running
+check_fails "client without a daemon" 1 "$CAPSTATS" -s "$TDIR/none" list
+check_match "client says the daemon is not running" "daemon not running" "$ERR"
+check_fails "poll without a segment" 1 "$CAPSTATS" -m capstats-none-$$ poll web
+check_match "poll says the daemon is not running" "daemon not running" "$ERR"
