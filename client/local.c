@@ -191,7 +191,7 @@ watch_line(struct watch *w, const struct capstats_snapshot *sn, uint64_t now)
 		fmt_count(dr, sizeof(dr), sn->drops, w->o->units);
 		fmt_rate(pr, sizeof(pr), pps, w->o->units);
 		fmt_rate(br, sizeof(br), bps, w->o->units);
-		printf("%-18.18s %14s %16s %10s %12s %14s%s\n", t + 11, p, b, dr,
+		printf("%-18.12s %14s %16s %10s %12s %14s%s\n", t + 11, p, b, dr,
 		    pr, br, sn->state == CAPSTATS_ERROR ? "  (error)" : "");
 	}
 	fflush(stdout);
@@ -346,6 +346,7 @@ local_metrics(const struct options *o)
 	struct capstats_ref ref = { .slot = UINT32_MAX };
 	struct capstats *cs;
 	size_t n = 0, i;
+	uint64_t now;
 	void *p;
 	int m;
 
@@ -373,10 +374,11 @@ local_metrics(const struct options *o)
 			printf("\"} %" PRIu64 "\n", metric_value(m, &sn[i]));
 		}
 	}
+	now = mono_ns();
 	printf("# HELP capstats_heartbeat_age_seconds Seconds since the "
 	    "daemon's last heartbeat.\n# TYPE capstats_heartbeat_age_seconds "
 	    "gauge\ncapstats_heartbeat_age_seconds %.3f\n",
-	    (double)(mono_ns() - d.heartbeat_ns) / 1e9);
+	    now > d.heartbeat_ns ? (double)(now - d.heartbeat_ns) / 1e9 : 0.0);
 	free(info);
 	free(sn);
 	capstats_close(cs);

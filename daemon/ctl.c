@@ -22,6 +22,7 @@
 
 #define ACCEPT_PAUSE_NS	(100ull * 1000000u)	/* after EMFILE */
 #define PEER_GROUPS_MAX	1024
+#define DISCARD_MAX	(64u << 10)	/* input read and dropped after an error */
 
 struct client {
 	struct evsrc		 ev;
@@ -32,6 +33,8 @@ struct client {
 	size_t			 outoff;
 	uint64_t		 deadline;	/* monotonic: dropped if idle past it */
 	bool			 closing;	/* close once the reply is sent */
+	bool			 draining;	/* reply sent; discarding input until EOF */
+	size_t			 discarded;
 	uid_t			 uid;
 };
 
@@ -42,6 +45,7 @@ static char sockpath[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static char lockpath[sizeof(sockpath) + 8];
 static int lockfd = -1;
 static uint64_t accept_paused_until;
+static bool accept_full;	/* at CTL_CLIENTS_MAX: the rest wait in the backlog */
 
 static void client_io(struct evsrc *, uint32_t);
 
@@ -158,6 +162,11 @@ client_close(struct client *c)
 	nclients--;
 	free(c->out.buf);
 	free(c);
+	if (accept_full && nclients < CTL_CLIENTS_MAX) {
+		accept_full = false;
+		if (accept_paused_until == 0)
+			ev_mod(&listener, EPOLLIN);
+	}
 }
 
 /* Send what is queued; false when the client is gone. */
@@ -181,13 +190,17 @@ client_flush(struct client *c)
 	}
 	if (c->outoff == c->out.len) {
 		c->out.len = c->outoff = 0;
-		if (c->closing) {
-			client_close(c);
-			return false;
+		/*
+		 * Closing with unread input would reset the connection and
+		 * could cost the peer our error reply: send EOF, then read
+		 * and drop what the peer still sends until it hangs up.
+		 */
+		if (c->closing && !c->draining) {
+			shutdown(c->ev.fd, SHUT_WR);
+			c->draining = true;
 		}
 	}
-	ev_mod(&c->ev, c->outoff < c->out.len ? EPOLLOUT :
-	    (c->closing ? 0 : EPOLLIN));
+	ev_mod(&c->ev, c->outoff < c->out.len ? EPOLLOUT : EPOLLIN);
 	return true;
 }
 
@@ -203,6 +216,22 @@ client_request(struct client *c, char *line, size_t len)
 	}
 	log_debug("client uid %u: %s", (unsigned)c->uid, line);
 	cmd_exec(line, &c->out);
+}
+
+/* After an error: drop input until EOF; false when the client is gone. */
+static bool
+client_drain(struct client *c)
+{
+	char buf[4096];
+	ssize_t n;
+
+	while ((n = recv(c->ev.fd, buf, sizeof(buf), 0)) > 0)
+		if ((c->discarded += (size_t)n) > DISCARD_MAX)
+			break;
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return true;
+	client_close(c);
+	return false;
 }
 
 static void
@@ -242,15 +271,15 @@ client_io(struct evsrc *src, uint32_t events)
 {
 	struct client *c = (struct client *)src;
 
+	if (c->draining) {
+		client_drain(c);
+		return;
+	}
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 		client_read(c);
 	if (c->out.failed) {
 		log_warnx("client uid %u: reply too large or out of memory",
 		    (unsigned)c->uid);
-		client_close(c);
-		return;
-	}
-	if (c->closing && c->out.len == 0) {
 		client_close(c);
 		return;
 	}
@@ -315,11 +344,10 @@ ctl_accept(struct evsrc *src, uint32_t events)
 	int fd;
 
 	(void)events;
-	while ((fd = accept4(src->fd, NULL, NULL,
+	while (nclients < CTL_CLIENTS_MAX && (fd = accept4(src->fd, NULL, NULL,
 	    SOCK_NONBLOCK | SOCK_CLOEXEC)) != -1) {
-		if (nclients >= CTL_CLIENTS_MAX ||
-		    (c = calloc(1, sizeof(*c))) == NULL) {
-			log_warnx("too many clients (%u); dropping one", nclients);
+		if ((c = calloc(1, sizeof(*c))) == NULL) {
+			log_warnx("out of memory for a client");
 			close(fd);
 			continue;
 		}
@@ -338,7 +366,10 @@ ctl_accept(struct evsrc *src, uint32_t events)
 		client_greet(c, &uc);
 		client_flush(c);
 	}
-	if (errno == EMFILE || errno == ENFILE) {
+	if (nclients >= CTL_CLIENTS_MAX) {
+		accept_full = true;
+		ev_mod(&listener, 0);
+	} else if (errno == EMFILE || errno == ENFILE) {
 		log_warn("accept");
 		ev_mod(&listener, 0);
 		accept_paused_until = now_mono() + ACCEPT_PAUSE_NS;
@@ -352,7 +383,8 @@ ctl_tick(uint64_t now)
 
 	if (accept_paused_until != 0 && now >= accept_paused_until) {
 		accept_paused_until = 0;
-		ev_mod(&listener, EPOLLIN);
+		if (!accept_full)
+			ev_mod(&listener, EPOLLIN);
 	}
 	for (c = TAILQ_FIRST(&clients); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, entry);
@@ -416,7 +448,7 @@ ctl_init(const char *path, char *err, size_t errlen)
 	}
 	umask(old);
 	if ((cfg.has_group && chown(path, 0, cfg.gid) == -1) ||
-	    listen(listener.fd, 1024) == -1 || ev_add(&listener, EPOLLIN) == -1)
+	    listen(listener.fd, SOMAXCONN) == -1 || ev_add(&listener, EPOLLIN) == -1)
 		goto fail;
 	return 0;
 fail:

@@ -135,8 +135,12 @@ sess_collect(struct sess *s, uint32_t events)
 	n = s->path->collect(s, BURST, err, sizeof(err));
 	if (n == 0 && (events & (EPOLLERR | EPOLLHUP))) {
 		getsockopt(s->ev.fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
-		snprintf(err, sizeof(err), "%s: capture socket failed: %s",
-		    s->iface, soerr ? strerror(soerr) : "hang-up");
+		if (soerr == 0 || soerr == ENETDOWN)
+			snprintf(err, sizeof(err), "%s: the interface went down",
+			    s->iface);
+		else
+			snprintf(err, sizeof(err), "%s: capture socket: %s",
+			    s->iface, strerror(soerr));
 		n = -1;
 	}
 	if (n < 0) {
