@@ -40,7 +40,7 @@ endif
 OBJ	 = $(SRC:%.c=$(B)/%.o)
 UNIT	 = $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/*.c))
 
-all: capstats libcapstats.a $(SONAME) capstats.pc units
+all: capstats libcapstats.a $(SONAME) capstats.pc units $(B)/enomem.so
 
 capstats: $(B)/capstats
 	cp $(B)/capstats $@
@@ -53,10 +53,21 @@ $(B)/%.o: %.c $(HDR)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 # A unit test is one file; it includes the modules it tests.
-units: $(UNIT)
+units: $(UNIT) $(B)/tests/test_seqlock_stress_broken
 $(B)/tests/%: tests/unit/%.c $(HDR) $(SRC)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< -lpthread $(LDLIBS)
+
+# The stress test with a reader that skips its re-check must see torn reads.
+$(B)/tests/test_seqlock_stress_broken: tests/unit/test_seqlock_stress.c $(HDR) $(SRC)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -DCAPSTATS_TEST_BROKEN_READER $(CFLAGS) $(LDFLAGS) \
+	    -o $@ tests/unit/test_seqlock_stress.c -lpthread $(LDLIBS)
+
+# Fault injection for the system tests.
+$(B)/enomem.so: tests/shim/enomem.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS:-fsanitize%=) -std=gnu11 -D_GNU_SOURCE -fPIC -shared -o $@ $< -ldl
 
 libcapstats.a: $(B)/shm/reader.o
 	$(AR) rcs $@ $(B)/shm/reader.o
@@ -73,10 +84,10 @@ capstats.pc: shm/capstats.pc.in
 	    -e 's|@INCDIR@|$(INCDIR)|' shm/capstats.pc.in > $@
 
 check: all
-	$(MAKE) B=build/asan SAN=1 build/asan/capstats asan-units
+	$(MAKE) B=build/asan SAN=1 build/asan/capstats build/asan/enomem.so asan-units
 	bash tests/run.sh build build/asan
 
-asan-units: $(UNIT)
+asan-units: $(UNIT) $(B)/tests/test_seqlock_stress_broken
 
 deps:
 	sh tests/deps.sh
@@ -87,23 +98,38 @@ demo: all
 bench: all
 	bash tests/bench/run.sh
 
+# The systemd unit and the bash completion go where their tools look under
+# PREFIX; a distribution overrides SYSTEMDDIR and COMPLETIONDIR. The unit
+# and capstats.pc are written here, not copied, so they name this PREFIX
+# even when `make` ran with another one.
+install uninstall: SYSTEMDDIR ?= $(PREFIX)/lib/systemd/system
+install uninstall: COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
+
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) \
-	    $(DESTDIR)$(PCDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man7
+	    $(DESTDIR)$(PCDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man7 \
+	    $(DESTDIR)$(SYSTEMDDIR) $(DESTDIR)$(COMPLETIONDIR)
 	install -m 0755 capstats $(DESTDIR)$(BINDIR)/capstats
 	install -m 0644 libcapstats.a $(DESTDIR)$(LIBDIR)/libcapstats.a
 	install -m 0755 $(SONAME) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libcapstats.so
 	install -m 0644 shm/capstats.h $(DESTDIR)$(INCDIR)/capstats.h
-	install -m 0644 capstats.pc $(DESTDIR)$(PCDIR)/capstats.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCDIR@|$(INCDIR)|' shm/capstats.pc.in > $(DESTDIR)$(PCDIR)/capstats.pc
+	chmod 0644 $(DESTDIR)$(PCDIR)/capstats.pc
 	install -m 0644 capstats.8 $(DESTDIR)$(MANDIR)/man8/capstats.8
 	install -m 0644 shm/capstats-shm.7 $(DESTDIR)$(MANDIR)/man7/capstats-shm.7
+	sed -e 's|/usr/local/sbin/capstats|$(BINDIR)/capstats|' \
+	    contrib/systemd/capstats.service > $(DESTDIR)$(SYSTEMDDIR)/capstats.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDDIR)/capstats.service
+	install -m 0644 contrib/bash-completion/capstats $(DESTDIR)$(COMPLETIONDIR)/capstats
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/capstats $(DESTDIR)$(LIBDIR)/libcapstats.a \
 	    $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libcapstats.so \
 	    $(DESTDIR)$(INCDIR)/capstats.h $(DESTDIR)$(PCDIR)/capstats.pc \
-	    $(DESTDIR)$(MANDIR)/man8/capstats.8 $(DESTDIR)$(MANDIR)/man7/capstats-shm.7
+	    $(DESTDIR)$(MANDIR)/man8/capstats.8 $(DESTDIR)$(MANDIR)/man7/capstats-shm.7 \
+	    $(DESTDIR)$(SYSTEMDDIR)/capstats.service $(DESTDIR)$(COMPLETIONDIR)/capstats
 
 clean:
 	rm -f capstats libcapstats.a $(SONAME) capstats.pc

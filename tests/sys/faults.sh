@@ -1,0 +1,122 @@
+# tests/sys/faults.sh: faults the daemon must live through. An interface
+# that vanishes and comes back, a killed watch, a daemon killed with
+# SIGKILL and restarted, a second daemon, a damaged state file.
+. "${TOP:-.}/tests/lib.sh"
+require_root
+require_capstats
+need ip ethtool tcpreplay python3
+
+corpus=${CAPSTATS_CORPUS:-$TOP/../shared/corpus}
+ntp=$corpus/zeek-ntp-NTP_sync.pcap	# 32 packets, 3315 bytes
+json() { "$PY" -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
+field() { cs -j poll "$1" | json "d['$2']"; }
+lo_udp() {	# lo_udp N: N datagrams to a closed port on loopback
+	"$PY" -c "
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(int(sys.argv[1])): s.sendto(b'x' * 10, ('127.0.0.1', 9))
+" "$1"
+}
+# wait_state NAME STATE: bounded wait until the segment says STATE
+wait_state() {
+	local n=60
+	while [ "$n" -gt 0 ]; do
+		[ "$(field "$1" state 2>/dev/null)" = "$2" ] && return 0
+		sleep 0.05
+		n=$((n - 1))
+	done
+	return 1
+}
+
+veth_up flt || exit 1
+daemon_start || exit 1
+check "session on the veth" cs new v interface "$HOST_IF" filter
+check "session on loopback" cs new l interface lo filter udp port 9
+replay "$ntp" 2000
+check_eq "the veth session counts" 32 "$(field v packets)"
+
+# The interface disappears: the session reports it, the others count on.
+ip link del dev "$HOST_IF"
+check "the session goes to error when its interface is deleted" wait_state v error
+check_match "show says why" "error +.*$HOST_IF" "$(cs show v)"
+check_match "list shows the error state" "^v +$HOST_IF +error " "$(cs list | grep '^v ')"
+check_eq "its counters are kept" 32 "$(field v packets)"
+before=$(field l packets)
+lo_udp 5
+sleep 0.1
+check_eq "the other session counts on" $((before + 5)) "$(field l packets)"
+check "the daemon still answers" cs list
+
+# ...and comes back under the same name: counting resumes, counters kept.
+ip link add "$HOST_IF" type veth peer name "$PEER_IF" netns "$NETNS" &&
+sysctl -qw "net.ipv6.conf.$HOST_IF.disable_ipv6=1" &&
+ip netns exec "$NETNS" sysctl -qw "net.ipv6.conf.$PEER_IF.disable_ipv6=1" &&
+ip link set dev "$HOST_IF" arp off && ip -n "$NETNS" link set dev "$PEER_IF" arp off &&
+ethtool -K "$HOST_IF" gro off >/dev/null && ip netns exec "$NETNS" ethtool -K "$PEER_IF" gro off >/dev/null &&
+ip -n "$NETNS" link set dev "$PEER_IF" up && ip link set dev "$HOST_IF" up ||
+    die "recreating $HOST_IF"
+check "the session runs again when the interface returns" wait_state v running
+replay "$ntp" 2000
+check_eq "it counts on from its kept counters" 64 "$(field v packets)"
+
+# An interface that goes down and up again.
+ip link set dev "$HOST_IF" down
+check "down interface: error state" wait_state v error
+ip link set dev "$HOST_IF" up
+check "up again: running" wait_state v running
+replay "$ntp" 2000
+check_eq "and counting" 96 "$(field v packets)"
+
+# A killed watch client leaves the daemon untouched.
+cs watch l frequency 0.05 >/dev/null 2>&1 &
+w=$!
+bg_track "$w"
+sleep 0.3
+kill -KILL "$w"
+bg_stop "$w"
+check "the daemon survives a killed watch" cs show l
+
+# A second daemon on the same socket, or the same segment, refuses to start.
+check_fails "a second daemon on the same socket is refused" 1 \
+    "$CAPSTATS" -d -f -s "$SOCK" -m "$SHM-other" -S "$TDIR/state2"
+check_match "... saying why" "another capstats daemon" "$ERR"
+check_fails "a second daemon on the same segment is refused" 1 \
+    "$CAPSTATS" -d -f -s "$TDIR/sock2" -m "$SHM" -S "$TDIR/state2"
+check_match "... saying why" "another capstats daemon" "$ERR"
+check "the first daemon is untouched" cs show v
+[ -e "$TDIR/sock2" ] && fail "the refused daemon left its socket"
+
+# SIGKILL: the next start succeeds, sessions come back, watch notices.
+cs watch l frequency 0.05 >"$TDIR/watch.out" 2>"$TDIR/watch.err" &
+w=$!
+bg_track "$w"
+sleep 0.3
+old=$(cs -j show l | json 'd["instance"]')
+kill -KILL "$T_DPID"
+wait "$T_DPID" 2>/dev/null
+T_DPID=
+sleep 0.5
+check_match "watch notices the daemon is gone" "daemon|heartbeat" "$(cat "$TDIR/watch.err")"
+daemon_start || exit 1
+check "sessions come back from the state file" cs show v
+check_eq "both sessions are back" "['v', 'l']" "$(cs -j list | json '[s["session"] for s in d]')"
+check "the new instance is another" test "$(cs -j show l | json 'd["instance"]')" != "$old"
+sleep 0.5
+check_match "watch says the daemon restarted" "restarted" "$(cat "$TDIR/watch.err")"
+lines=$(wc -l <"$TDIR/watch.out")
+sleep 0.3
+check "watch prints again after the restart" test "$(wc -l <"$TDIR/watch.out")" -gt "$lines"
+bg_stop "$w"
+daemon_stop
+
+# A damaged state file: good lines restored, bad ones named, a copy kept.
+printf '# capstats state 1\nsession\tgood1\tlo\tudp\ngarbage line\nsession\tbad/name\tlo\ttcp\nsession\tgood2\tlo\t\nsession\ttrunc\tlo\tud' >"$STATE"
+cp "$STATE" "$TDIR/state.orig"
+daemon_start || exit 1
+check_eq "the good sessions are restored" "['good1', 'good2']" \
+    "$(cs -j list | json '[s["session"] for s in d]')"
+check_match "the log names line 3" "line 3: not a session line" "$(daemon_log)"
+check_match "the log names line 4" "line 4: bad session name" "$(daemon_log)"
+check_match "the log names line 6" "line 6: truncated" "$(daemon_log)"
+bad=$(ls "$STATE".bad.* 2>/dev/null | head -1)
+check "a copy of the damaged file is kept" cmp "$TDIR/state.orig" "${bad:-/nonexistent}"
