@@ -13,6 +13,7 @@
 #include "client.h"
 
 #define STALE_BEATS	3	/* heartbeats missed before the daemon counts as gone */
+#define STALE_MIN_NS	1000000000ull	/* but never less than this: a busy host stalls */
 
 static const char *const states[] = {
 	"free", "running", "error", "stopped"
@@ -42,6 +43,14 @@ real_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static uint64_t
+stale_ns(const struct capstats_daemon *d)
+{
+	uint64_t ns = STALE_BEATS * d->heartbeat_interval_ns;
+
+	return ns > STALE_MIN_NS ? ns : STALE_MIN_NS;
+}
+
 /* Map the segment and make sure its daemon is alive; NULL after saying why. */
 static struct capstats *
 attach(const struct options *o, struct capstats_daemon *d, int quiet)
@@ -56,8 +65,7 @@ attach(const struct options *o, struct capstats_daemon *d, int quiet)
 		return NULL;
 	}
 	if (capstats_daemon(cs, d) != CAPSTATS_OK ||
-	    (rc = capstats_check(cs, STALE_BEATS * d->heartbeat_interval_ns)) !=
-	    CAPSTATS_OK) {
+	    (rc = capstats_check(cs, stale_ns(d))) != CAPSTATS_OK) {
 		if (!quiet)
 			fprintf(stderr, "capstats: daemon not running (%s)\n",
 			    capstats_errmsg(cs));
@@ -216,7 +224,7 @@ watch_attach(struct watch *w)
 		w->lost = 1;
 		return -1;
 	}
-	w->stale_ns = STALE_BEATS * d.heartbeat_interval_ns;
+	w->stale_ns = stale_ns(&d);
 	if (lookup(w->cs, w->name, &w->ref, &info) != CAPSTATS_OK) {
 		fprintf(stderr, "capstats: no session named %s\n", w->name);
 		return 1;
