@@ -23,6 +23,7 @@
 struct sess_list sessions = TAILQ_HEAD_INITIALIZER(sessions);
 static struct shmw *shm;
 static unsigned nsess;
+static unsigned npending;	/* sessions whose last turn hit its budget */
 
 static const char *const state_words[] = {
 	[CAPSTATS_FREE] = "free",
@@ -126,6 +127,14 @@ sess_publish(struct sess *s)
 }
 
 static void
+sess_set_pending(struct sess *s, bool pending)
+{
+	if (s->pending != pending)
+		npending += pending ? 1 : -1;
+	s->pending = pending;
+}
+
+static void
 sess_collect(struct sess *s, uint32_t events)
 {
 	char err[256];
@@ -144,11 +153,11 @@ sess_collect(struct sess *s, uint32_t events)
 		n = -1;
 	}
 	if (n < 0) {
-		s->pending = false;
+		sess_set_pending(s, false);
 		sess_fail(s, err);
 		return;
 	}
-	s->pending = n >= BURST;
+	sess_set_pending(s, n >= BURST);
 	if (n > 0)
 		sess_publish(s);
 }
@@ -162,12 +171,7 @@ sess_io(struct evsrc *src, uint32_t events)
 bool
 sess_any_pending(void)
 {
-	struct sess *s;
-
-	TAILQ_FOREACH(s, &sessions, entry)
-		if (s->pending)
-			return true;
-	return false;
+	return npending > 0;
 }
 
 /* Sessions whose last turn hit the budget may have packets epoll cannot see. */
@@ -176,6 +180,8 @@ sess_run_pending(void)
 {
 	struct sess *s, *next;
 
+	if (npending == 0)
+		return;
 	for (s = TAILQ_FIRST(&sessions); s != NULL; s = next) {
 		next = TAILQ_NEXT(s, entry);
 		if (s->pending)
@@ -216,7 +222,7 @@ sess_close(struct sess *s)
 	s->drops_base += s->drops;
 	s->if_drops_base += s->if_drops;
 	s->drops = s->if_drops = 0;
-	s->pending = false;
+	sess_set_pending(s, false);
 }
 
 void
