@@ -1,0 +1,493 @@
+# tests/lib.sh: sourced by every system test (tests/sys/*.sh). Result lines,
+# private names for one test run, a foreground daemon on a private socket and
+# segment, a veth pair with one end in a namespace, and a cleanup that removes
+# exactly what this run created: never anything found by name, never pkill.
+# Environment: TOP (repository), B (build dir), CAPSTATS (absolute path of the
+# binary under test). Debian's unrelated `capstats` is never run: always "$CAPSTATS".
+
+set -u
+
+: "${TOP:=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
+: "${B:=build}"
+if [ -z "${CAPSTATS:-}" ]; then
+	case $B in
+	/*) CAPSTATS=$B/capstats ;;
+	*) CAPSTATS=$TOP/$B/capstats ;;
+	esac
+fi
+export TOP B CAPSTATS
+
+# Test helpers need only python3's standard library; the system's is fastest
+# to start (a version-manager shim can take 0.3 s a call).
+if [ -z "${PY:-}" ]; then
+	if [ -x /usr/bin/python3 ]; then PY=/usr/bin/python3; else PY=python3; fi
+fi
+
+# Sanitizer reports must not look like "daemon refused" (exit 1).
+export ASAN_OPTIONS=${ASAN_OPTIONS:-exitcode=86}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
+
+# ---------------------------------------------------------------- results
+
+T_NFAIL=0
+
+pass() { printf 'PASS: %s\n' "$*"; }
+fail() { printf 'FAIL: %s\n' "$*"; T_NFAIL=$((T_NFAIL + 1)); }
+skip() { printf 'SKIP: %s\n' "$*"; }
+# indent: show context under a result line
+indent() { sed 's/^/  | /'; }
+# die "what": FAIL and end the test (cleanup still runs)
+die() { fail "$*"; exit 1; }
+
+# _run cmd...: a function or builtin runs as is, a program under timeout
+_run() {
+	case $(type -t "$1") in
+	function | builtin) "$@" ;;
+	*) timeout "$T_CMD_TIMEOUT" "$@" ;;
+	esac
+}
+
+# check "what" cmd...: PASS if cmd exits 0, else FAIL with the command and its output
+check() {
+	local what=$1 out rc
+	shift
+	out=$(_run "$@" 2>&1)
+	rc=$?
+	if [ "$rc" -eq 0 ]; then
+		pass "$what"
+		return 0
+	fi
+	fail "$what"
+	{
+		printf 'command (exit %s):' "$rc"
+		printf ' %q' "$@"
+		printf '\n'
+		[ -z "$out" ] || printf '%s\n' "$out"
+	} | indent
+	return 1
+}
+
+# check_eq "what" expected actual
+check_eq() {
+	if [ "$2" = "$3" ]; then
+		pass "$1"
+		return 0
+	fi
+	fail "$1: expected '$2', got '$3'"
+	return 1
+}
+
+# check_match "what" regex string (bash ERE)
+check_match() {
+	if [[ $3 =~ $2 ]]; then
+		pass "$1"
+		return 0
+	fi
+	fail "$1: '$3' does not match /$2/"
+	return 1
+}
+
+# check_fails "what" expected_exit cmd...: run cmd, check its exit status.
+# Its stdout is left in $OUT and its stderr in $ERR for further checks.
+OUT= ERR=
+check_fails() {
+	local what=$1 want=$2 rc
+	shift 2
+	_run "$@" >"$TDIR/check.out" 2>"$TDIR/check.err"
+	rc=$?
+	OUT=$(cat "$TDIR/check.out")
+	ERR=$(cat "$TDIR/check.err")
+	if [ "$rc" -eq "$want" ]; then
+		pass "$what"
+		return 0
+	fi
+	fail "$what: exit $rc, expected $want"
+	{
+		printf 'command:'
+		printf ' %q' "$@"
+		printf '\n'
+		[ -z "$OUT" ] || printf 'stdout: %s\n' "$OUT"
+		[ -z "$ERR" ] || printf 'stderr: %s\n' "$ERR"
+	} | indent
+	return 1
+}
+
+# require_root: system tests need root; in CI they must run, so this is a FAIL
+require_root() {
+	[ "$(id -u)" -eq 0 ] || die "${T_TAG}: must run as root (system tests are never skipped)"
+}
+
+# need CMD...: FAIL (not skip) for every missing tool, then end the test
+need() {
+	local c missing=0
+	for c in "$@"; do
+		command -v "$c" >/dev/null 2>&1 && continue
+		fail "${T_TAG}: needs '$c', which is not installed"
+		missing=1
+	done
+	[ "$missing" -eq 0 ] || exit 1
+}
+
+# require_capstats: the binary under test must be an absolute, executable path
+require_capstats() {
+	case $CAPSTATS in
+	/*) ;;
+	*) die "${T_TAG}: CAPSTATS must be an absolute path, got '$CAPSTATS'" ;;
+	esac
+	[ -x "$CAPSTATS" ] || die "${T_TAG}: $CAPSTATS is not an executable (build it first)"
+}
+
+# ---------------------------------------------------------------- names
+
+# The tag comes from the script name unless the test sets T_TAG first.
+T_TAG=${T_TAG:-$(basename "$0" .sh)}
+T_TAG=${T_TAG//[^A-Za-z0-9]/}
+T_TAG=${T_TAG:-t}
+T_CMD_TIMEOUT=${T_CMD_TIMEOUT:-30}	# seconds for any one program run by check/cs
+T_START_TIMEOUT=${T_START_TIMEOUT:-5}	# seconds for the daemon to become ready
+T_STOP_TIMEOUT=${T_STOP_TIMEOUT:-5}	# seconds for it to exit after SIGTERM
+case $CAPSTATS in
+*/asan/*) T_START_TIMEOUT=$((T_START_TIMEOUT * 2)) ;;
+esac
+
+# A short temp dir keeps the socket path far below sun_path's 108 bytes.
+TDIR=$(mktemp -d "/tmp/cst-${T_TAG:0:8}-$$.XXXXXX") || {
+	printf 'FAIL: %s: cannot create a temp dir\n' "$T_TAG"
+	exit 1
+}
+SOCK=$TDIR/sock
+SHM=capstats-t$$-${T_TAG:0:12}
+STATE=$TDIR/state
+PIDFILE=/var/run/$SHM.pid
+# A bare "$CAPSTATS" must reach this test's daemon, never a real one.
+export CAPSTATS_SOCKET=$SOCK CAPSTATS_SHM=$SHM
+
+DAEMON_BUFFER_KB=${DAEMON_BUFFER_KB:-1024}
+T_DPID=		# pid of the daemon this test started
+T_DAEMON=0	# 1 once a daemon was started: it may have left a segment
+T_LOGLINE=1	# where the last daemon's part of daemon.log starts
+DAEMON_RC=	# exit status of the last daemon stopped
+T_LINKS=()	# veth host ends created (deleting one deletes its peer)
+T_NETNS=()	# namespaces created
+T_BG=()		# other background processes started (bg_track)
+
+# ---------------------------------------------------------------- processes
+
+# pid_running PID: alive and not a zombie waiting to be reaped (no fork)
+pid_running() {
+	local st
+	read -r st 2>/dev/null <"/proc/$1/stat" || return 1
+	st=${st##*) }
+	[ "${st%% *}" != Z ]
+}
+
+# nap SECONDS: sleep without starting a process (a read that times out on a
+# FIFO nobody writes); wait loops run often and forks are slow on a busy box
+nap() {
+	if [ -p "$TDIR/nap" ] || mkfifo "$TDIR/nap" 2>/dev/null; then
+		read -r -t "$1" <>"$TDIR/nap"
+	else
+		sleep "$1"
+	fi
+	return 0
+}
+
+# wait_exit PID SECONDS: wait (bounded) until PID is gone or a zombie
+wait_exit() {
+	local pid=$1 n=$(($2 * 20))
+	while [ "$n" -gt 0 ] && pid_running "$pid"; do
+		nap 0.05
+		n=$((n - 1))
+	done
+	! pid_running "$pid"
+}
+
+# now_ms: wall clock in milliseconds, for durations
+now_ms() {
+	local t=${EPOCHREALTIME/[.,]/}
+	echo $((t / 1000))
+}
+
+# bg_track PID: cleanup will end this background process (by pid)
+bg_track() { T_BG+=("$1"); }
+
+# bg_stop PID: SIGTERM, bounded wait, SIGKILL; reaps it (it must be our
+# child) and forgets it, so a reused pid is never signalled later
+bg_stop() {
+	local pid=$1 x keep=()
+	kill -TERM "$pid" 2>/dev/null
+	wait_exit "$pid" 5 || kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	for x in "${T_BG[@]}"; do
+		[ "$x" = "$pid" ] || keep+=("$x")
+	done
+	T_BG=("${keep[@]}")
+	return 0
+}
+
+# ---------------------------------------------------------------- daemon
+
+cs() { timeout "$T_CMD_TIMEOUT" "$CAPSTATS" -s "$SOCK" -m "$SHM" "$@"; }
+
+daemon_log() { cat "$TDIR/daemon.log" 2>/dev/null; }
+
+# daemon_alive: the daemon this test started is still running
+daemon_alive() { [ -n "$T_DPID" ] && pid_running "$T_DPID"; }
+
+# daemon_start [extra args]: start the daemon in the foreground on the private
+# socket, segment and state file, with -B $DAEMON_BUFFER_KB (default 1024:
+# small rings), and wait (bounded) until it answers `list`.
+# On failure: FAIL with its log, return 1.
+daemon_start() {
+	local rc t=${EPOCHREALTIME/[.,]/}
+	local deadline=$((t + T_START_TIMEOUT * 1000000))
+	if [ -n "$T_DPID" ]; then
+		fail "daemon_start: a daemon (pid $T_DPID) is already running"
+		return 1
+	fi
+	T_LOGLINE=$(($(wc -l 2>/dev/null <"$TDIR/daemon.log" || echo 0) + 1))
+	printf -- '--- %s -d -f -s %s -m %s -S %s -B %s %s\n' "$CAPSTATS" \
+	    "$SOCK" "$SHM" "$STATE" "$DAEMON_BUFFER_KB" "$*" >>"$TDIR/daemon.log"
+	"$CAPSTATS" -d -f -s "$SOCK" -m "$SHM" -S "$STATE" -B "$DAEMON_BUFFER_KB" "$@" \
+	    </dev/null >>"$TDIR/daemon.log" 2>&1 &
+	T_DPID=$!
+	T_DAEMON=1
+	while :; do
+		if ! pid_running "$T_DPID"; then
+			wait "$T_DPID" 2>/dev/null
+			rc=$?
+			fail "daemon_start: daemon exited $rc before it was ready"
+			daemon_log | indent
+			T_DPID=
+			return 1
+		fi
+		# The socket exists before it accepts and costs no client run to
+		# see; probes skip ASan's leak check at exit (2/3 of a client's cost).
+		[ -S "$SOCK" ] && ASAN_OPTIONS=$ASAN_OPTIONS:detect_leaks=0 \
+		    timeout 5 "$CAPSTATS" -s "$SOCK" -m "$SHM" list >/dev/null 2>&1 && return 0
+		t=${EPOCHREALTIME/[.,]/}
+		[ "$t" -lt "$deadline" ] || break
+		nap 0.02
+	done
+	fail "daemon_start: not ready (list on $SOCK) after ${T_START_TIMEOUT} s"
+	daemon_log | indent
+	daemon_stop >/dev/null
+	return 1
+}
+
+# daemon_stop: SIGTERM by recorded pid, bounded wait, SIGKILL fallback. FAILs
+# if it needed SIGKILL, exited non-zero, left its socket, segment or pidfile,
+# or logged a sanitizer report (not when the test was interrupted). Sets DAEMON_RC.
+daemon_stop() {
+	local pid=$T_DPID ok=0 f
+	[ -n "$pid" ] || return 0
+	if ! pid_running "$pid"; then
+		wait "$pid" 2>/dev/null
+		DAEMON_RC=$?
+		T_DPID=
+		[ -z "$T_SIGNAL" ] || return 0
+		fail "daemon_stop: the daemon had already exited (status $DAEMON_RC)"
+		daemon_log | tail -60 | indent
+		return 1
+	fi
+	kill -TERM "$pid" 2>/dev/null
+	if ! wait_exit "$pid" "$T_STOP_TIMEOUT"; then
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+		DAEMON_RC=$?
+		T_DPID=
+		fail "daemon_stop: still running ${T_STOP_TIMEOUT} s after SIGTERM; killed"
+		daemon_log | tail -40 | indent
+		return 1
+	fi
+	wait "$pid" 2>/dev/null
+	DAEMON_RC=$?
+	T_DPID=
+	# Interrupted: the signal to the process group reached the daemon too;
+	# the test has failed already and only cleaning up is left.
+	[ -z "$T_SIGNAL" ] || return 0
+	if [ "$DAEMON_RC" -ne 0 ]; then
+		fail "daemon_stop: daemon exited $DAEMON_RC after SIGTERM"
+		ok=1
+	fi
+	for f in "$SOCK" "/dev/shm/$SHM" "$PIDFILE"; do
+		[ -e "$f" ] || continue
+		fail "daemon_stop: daemon left $f behind"
+		ok=1
+	done
+	if tail -n "+$T_LOGLINE" "$TDIR/daemon.log" 2>/dev/null |
+	    grep -Eq 'ERROR: (Address|Leak)Sanitizer|runtime error:'; then
+		fail "daemon_stop: sanitizer report in the daemon log"
+		ok=1
+	fi
+	[ "$ok" -eq 0 ] || daemon_log | tail -60 | indent
+	return "$ok"
+}
+
+# ---------------------------------------------------------------- veth
+
+# veth_up TAG: a netns and a veth pair, host end here, peer in the netns, set
+# up as the corpus README says: IPv6 off and ARP off on both ends before
+# link-up, GRO off, no addresses. Sets HOST_IF, PEER_IF, NETNS.
+HOST_IF= PEER_IF= NETNS=
+veth_up() {
+	local tag=${1:-v} h p ns n=100
+	tag=${tag//[^A-Za-z0-9]/}
+	tag=${tag:0:4}
+	h=cs$tag$$h	# cs + 4 + pid (at most 7 digits) + 1 <= 15
+	p=cs$tag$$p
+	ns=cst-$tag-$$
+	_vstep "ip netns add $ns" ip netns add "$ns" || return 1
+	T_NETNS+=("$ns")
+	_vstep "ip link add $h" ip link add "$h" type veth peer name "$p" netns "$ns" || return 1
+	T_LINKS+=("$h")
+	if [ -d /proc/sys/net/ipv6/conf ]; then
+		_vstep "disable_ipv6 $h" sysctl -qw "net.ipv6.conf.$h.disable_ipv6=1" || return 1
+		_vstep "disable_ipv6 $p" ip netns exec "$ns" sysctl -qw "net.ipv6.conf.$p.disable_ipv6=1" || return 1
+	fi
+	_vstep "arp off $h" ip link set dev "$h" arp off || return 1
+	_vstep "arp off $p" ip -n "$ns" link set dev "$p" arp off || return 1
+	_vstep "gro off $h" ethtool -K "$h" gro off || return 1
+	_vstep "gro off $p" ip netns exec "$ns" ethtool -K "$p" gro off || return 1
+	_vstep "up $p" ip -n "$ns" link set dev "$p" up || return 1
+	_vstep "up $h" ip link set dev "$h" up || return 1
+	while [ "$(cat "/sys/class/net/$h/operstate" 2>/dev/null)" != up ]; do
+		n=$((n - 1))
+		if [ "$n" -le 0 ]; then
+			fail "veth_up: $h not up after 5 s"
+			return 1
+		fi
+		nap 0.05
+	done
+	HOST_IF=$h PEER_IF=$p NETNS=$ns
+}
+
+_vstep() {
+	local what=$1 out
+	shift
+	out=$(timeout 10 "$@" 2>&1) && return 0
+	fail "veth_up: $what"
+	printf '%s\n' "$out" | indent
+	return 1
+}
+
+# if_stat IFACE COUNTER: a host-side interface counter
+if_stat() {
+	local v
+	read -r v <"/sys/class/net/$1/statistics/$2" && echo "$v"
+}
+
+# pcap_count FILE...: "PACKETS BYTES" (sum of the records' wire length) of
+# each pcap file, "-" for stdin
+pcap_count() { "$PY" -c "$T_PCAP_PY" "$@"; }
+T_PCAP_PY='
+import struct, sys
+def count(f):
+    h = f.read(24)
+    if h[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
+        rec = struct.Struct("<IIII")
+    elif h[:4] in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
+        rec = struct.Struct(">IIII")
+    else:
+        sys.exit("not a pcap file")
+    n = b = 0
+    while True:
+        r = f.read(16)
+        if not r:
+            return n, b
+        if len(r) < 16:
+            sys.exit("truncated record header")
+        incl, orig = rec.unpack(r)[2:]
+        if len(f.read(incl)) < incl:
+            sys.exit("truncated record")
+        n += 1
+        b += orig
+for a in sys.argv[1:]:
+    if a == "-":
+        print(*count(sys.stdin.buffer))
+    else:
+        with open(a, "rb") as f:
+            print(*count(f))
+'
+
+# replay FILE [PPS]: send FILE from the namespace end at PPS (default
+# $REPLAY_PPS), wait (bounded) until the host end received all of it, then
+# ~50 ms for the daemon to publish. FAILs and returns 1 if tcpreplay fails or
+# the host end received or sent anything else. REPLAY_PACKETS = records sent.
+REPLAY_PPS=${CAPSTATS_REPLAY_PPS:-5000}
+REPLAY_PACKETS=0
+replay() {
+	local file=$1 pps=${2:-$REPLAY_PPS} n rx0 tx0 rx want wait
+	n=$(pcap_count "$file") || {
+		fail "replay: cannot read $file"
+		return 1
+	}
+	n=${n%% *}
+	REPLAY_PACKETS=$n
+	rx0=$(if_stat "$HOST_IF" rx_packets)
+	tx0=$(if_stat "$HOST_IF" tx_packets)
+	want=$((rx0 + n))
+	if ! timeout $((n / pps + 30)) ip netns exec "$NETNS" \
+	    tcpreplay -q --intf1="$PEER_IF" --pps="$pps" "$file" >"$TDIR/tcpreplay.log" 2>&1; then
+		fail "replay ${file##*/}: tcpreplay failed"
+		indent <"$TDIR/tcpreplay.log"
+		return 1
+	fi
+	wait=250
+	read -r rx <"/sys/class/net/$HOST_IF/statistics/rx_packets"
+	while [ "$rx" -lt "$want" ] && [ "$wait" -gt 0 ]; do
+		nap 0.02
+		wait=$((wait - 1))
+		read -r rx <"/sys/class/net/$HOST_IF/statistics/rx_packets"
+	done
+	nap 0.05
+	read -r rx <"/sys/class/net/$HOST_IF/statistics/rx_packets"
+	if [ "$rx" -ne "$want" ]; then
+		fail "replay ${file##*/}: $HOST_IF received $((rx - rx0)) packets, expected $n"
+		indent <"$TDIR/tcpreplay.log"
+		return 1
+	fi
+	if [ "$(if_stat "$HOST_IF" tx_packets)" -ne "$tx0" ]; then
+		fail "replay ${file##*/}: $HOST_IF sent packets during the replay"
+		return 1
+	fi
+	return 0
+}
+
+# ---------------------------------------------------------------- cleanup
+
+# cleanup (EXIT trap): stop what this run started, by pid; delete the links
+# and namespaces it created, by name; remove its temp dir, and the segment and
+# pidfile its daemon may have left. Keeps the exit status.
+cleanup() {
+	local rc=$? x
+	set +e
+	# A group-wide signal arrives more than once (timeout(1) sends it to the
+	# child and to the group): finish cleaning up; every wait here is bounded.
+	trap - EXIT
+	trap '' INT TERM HUP
+	for x in "${T_BG[@]}"; do
+		bg_stop "$x"
+	done
+	daemon_stop
+	for x in "${T_LINKS[@]}"; do
+		ip link del dev "$x" 2>/dev/null
+	done
+	for x in "${T_NETNS[@]}"; do
+		ip netns del "$x" 2>/dev/null
+	done
+	if [ "$T_DAEMON" -eq 1 ]; then
+		rm -f "/dev/shm/$SHM" "$PIDFILE"
+	fi
+	if [ -n "${CAPSTATS_KEEP:-}" ]; then
+		printf 'kept %s\n' "$TDIR"
+	else
+		rm -rf "$TDIR"
+	fi
+	[ "$rc" -ne 0 ] || [ "$T_NFAIL" -eq 0 ] || rc=1
+	exit "$rc"
+}
+T_SIGNAL=
+trap cleanup EXIT
+trap 'T_SIGNAL=INT; exit 130' INT
+trap 'T_SIGNAL=TERM; exit 143' TERM HUP
