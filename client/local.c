@@ -14,6 +14,7 @@
 
 #define STALE_BEATS	3	/* heartbeats missed before the daemon counts as gone */
 #define STALE_MIN_NS	1000000000ull	/* but never less than this: a busy host stalls */
+#define RESTORE_PATIENCE_NS	10000000000ull	/* for a session to come back */
 
 static const char *const states[] = {
 	"free", "running", "error", "stopped"
@@ -86,9 +87,10 @@ lookup(struct capstats *cs, const char *name, struct capstats_ref *ref,
 	return rc;
 }
 
+/* poll's object; EXTRA, if not NULL, adds fields before the closing brace. */
 static void
 poll_json(const struct capstats_info *in, const struct capstats_snapshot *sn,
-    uint64_t instance)
+    uint64_t instance, const char *extra)
 {
 	fputs("{\"session\": ", stdout);
 	json_str(stdout, in->name);
@@ -103,7 +105,7 @@ poll_json(const struct capstats_info *in, const struct capstats_snapshot *sn,
 	else
 		printf("%" PRIu64, sn->last_packet_ns);
 	printf(", \"session_id\": %" PRIu64 ", \"instance\": \"%016" PRIx64
-	    "\"}\n", sn->session_id, instance);
+	    "\"%s}\n", sn->session_id, instance, extra ? extra : "");
 }
 
 int
@@ -131,7 +133,7 @@ local_poll(const struct options *o, const char *name)
 		return EXIT_REFUSED;
 	}
 	if (o->json)
-		poll_json(&info, &sn, d.instance_id);
+		poll_json(&info, &sn, d.instance_id, NULL);
 	else {
 		fmt_count(p, sizeof(p), sn.packets, o->units);
 		fmt_count(b, sizeof(b), sn.bytes, o->units);
@@ -153,12 +155,14 @@ struct watch {
 	const char		*name;
 	struct capstats		*cs;
 	struct capstats_ref	 ref;
+	struct capstats_info	 info;
 	uint64_t		 instance;
 	uint64_t		 stale_ns;
 	int			 have_prev;
 	struct capstats_snapshot prev;
 	uint64_t		 prev_ns;
 	int			 lost;	/* the daemon is gone; we said so */
+	uint64_t		 missing_since;	/* the session, after a restart */
 };
 
 static void
@@ -173,7 +177,7 @@ static void
 watch_line(struct watch *w, const struct capstats_snapshot *sn, uint64_t now)
 {
 	double dt, pps = -1, bps = -1;
-	char t[64], p[32], b[32], dr[32], pr[32], br[32];
+	char t[128], p[32], b[32], dr[32], pr[32], br[32];
 	uint64_t real = real_ns();
 
 	if (w->have_prev && now > w->prev_ns) {
@@ -182,16 +186,13 @@ watch_line(struct watch *w, const struct capstats_snapshot *sn, uint64_t now)
 		bps = (double)(sn->bytes - w->prev.bytes) * 8 / dt;
 	}
 	if (w->o->json) {
-		fputs("{\"session\": ", stdout);
-		json_str(stdout, w->name);
-		printf(", \"time\": %" PRIu64 ", \"state\": \"%s\", \"packets\": %"
-		    PRIu64 ", \"bytes\": %" PRIu64 ", \"drops\": %" PRIu64
-		    ", \"if_drops\": %" PRIu64, real, state_word(sn->state),
-		    sn->packets, sn->bytes, sn->drops, sn->if_drops);
 		if (pps < 0)
-			fputs(", \"pps\": null, \"bps\": null}\n", stdout);
+			snprintf(t, sizeof(t), ", \"time\": %" PRIu64
+			    ", \"pps\": null, \"bps\": null", real);
 		else
-			printf(", \"pps\": %.3f, \"bps\": %.3f}\n", pps, bps);
+			snprintf(t, sizeof(t), ", \"time\": %" PRIu64
+			    ", \"pps\": %.3f, \"bps\": %.3f", real, pps, bps);
+		poll_json(&w->info, sn, w->instance, t);
 	} else {
 		fmt_time(t, sizeof(t), real);
 		fmt_count(p, sizeof(p), sn->packets, w->o->units);
@@ -212,7 +213,6 @@ watch_line(struct watch *w, const struct capstats_snapshot *sn, uint64_t now)
 static int
 watch_attach(struct watch *w)
 {
-	struct capstats_info info;
 	struct capstats_daemon d;
 
 	if (w->cs != NULL)
@@ -225,10 +225,25 @@ watch_attach(struct watch *w)
 		return -1;
 	}
 	w->stale_ns = stale_ns(&d);
-	if (lookup(w->cs, w->name, &w->ref, &info) != CAPSTATS_OK) {
-		fprintf(stderr, "capstats: no session named %s\n", w->name);
-		return 1;
+	if (lookup(w->cs, w->name, &w->ref, &w->info) != CAPSTATS_OK) {
+		if (w->instance == d.instance_id || (w->instance == 0 && !w->lost)) {
+			fprintf(stderr, "capstats: no session named %s\n", w->name);
+			return 1;
+		}
+		/* A new daemon restores its sessions just after it starts. */
+		if (w->missing_since == 0) {
+			w->missing_since = mono_ns();
+			fprintf(stderr, "capstats: daemon restarted; waiting for "
+			    "session %s\n", w->name);
+		} else if (mono_ns() - w->missing_since > RESTORE_PATIENCE_NS) {
+			fprintf(stderr, "capstats: session %s did not come back "
+			    "after the restart\n", w->name);
+			return 1;
+		}
+		w->lost = 1;
+		return -1;
 	}
+	w->missing_since = 0;
 	if (w->lost || (w->instance != 0 && w->instance != d.instance_id))
 		fprintf(stderr, "capstats: daemon restarted (instance %016"
 		    PRIx64 "); counting starts over\n", d.instance_id);

@@ -57,6 +57,7 @@ row_session(struct reply *r, const struct sess *s, bool full)
 	rep_str(r, "interface", s->iface);
 	rep_str(r, "state", sess_state_word(s->state));
 	rep_str(r, "mode", s->path->name);
+	rep_str(r, "mode_reason", s->mode_why);
 	rep_u64(r, "packets", s->packets);
 	rep_u64(r, "bytes", s->bytes);
 	rep_u64(r, "drops", sess_total_drops(s));
@@ -105,16 +106,21 @@ filter_ok(const char *filter, struct reply *r)
 static void
 cmd_new(char *args, struct reply *r)
 {
-	char *name = next_word(&args), *w, *iface = NULL, err[512];
+	char *name = next_word(&args), *w, *iface = NULL, *mode = NULL, err[512];
 	enum ctl_status st;
 	struct sess *s;
+	int want = SESS_AUTO;
 
 	while ((w = next_word(&args)) != NULL && strcmp(w, "filter") != 0) {
 		if (strcmp(w, "interface") == 0 && iface == NULL &&
 		    (iface = next_word(&args)) != NULL)
 			continue;
+		if (strcmp(w, "mode") == 0 && mode == NULL &&
+		    (mode = next_word(&args)) != NULL &&
+		    (want = sess_mode_parse(mode)) != -1)
+			continue;
 		rep_err(r, CTL_BADREQ, "usage: new NAME [interface IFACE] "
-		    "filter EXPR...");
+		    "[mode auto|pcap|kernel] filter EXPR...");
 		return;
 	}
 	if (w == NULL) {
@@ -137,7 +143,8 @@ cmd_new(char *args, struct reply *r)
 		rep_err(r, CTL_BADIFACE, "invalid interface name '%s'", iface);
 		return;
 	}
-	st = sess_new(name, iface, args ? args : "", false, err, sizeof(err));
+	st = sess_new(name, iface, want, args ? args : "", false, err,
+	    sizeof(err));
 	if (st != CTL_OK) {
 		rep_err(r, st, "%s", err);
 		return;
@@ -147,6 +154,7 @@ cmd_new(char *args, struct reply *r)
 	rep_str(r, "session", s->name);
 	rep_str(r, "interface", s->iface);
 	rep_str(r, "mode", s->path->name);
+	rep_str(r, "mode_reason", s->mode_why);
 	rep_u64(r, "slot", s->slot);
 	rep_u64(r, "session_id", s->session_id);
 	row_instance(r);

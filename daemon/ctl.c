@@ -417,6 +417,9 @@ ctl_lock(const char *path, char *err, size_t errlen)
 	}
 	if (unlink(path) == -1 && errno != ENOENT) {
 		snprintf(err, errlen, "remove stale %s: %s", path, strerror(errno));
+		unlink(lockpath);
+		close(lockfd);
+		lockfd = -1;
 		return -1;
 	}
 	return 0;
@@ -448,11 +451,21 @@ ctl_init(const char *path, char *err, size_t errlen)
 	}
 	umask(old);
 	if ((cfg.has_group && chown(path, 0, cfg.gid) == -1) ||
-	    listen(listener.fd, SOMAXCONN) == -1 || ev_add(&listener, EPOLLIN) == -1)
-		goto fail;
+	    listen(listener.fd, SOMAXCONN) == -1 || ev_add(&listener, EPOLLIN) == -1) {
+		snprintf(err, errlen, "socket %s: %s", path, strerror(errno));
+		unlink(path);
+		goto undo;
+	}
 	return 0;
 fail:
 	snprintf(err, errlen, "socket %s: %s", path, strerror(errno));
+undo:
+	if (listener.fd != -1)
+		close(listener.fd);
+	listener.fd = -1;
+	unlink(lockpath);
+	close(lockfd);
+	lockfd = -1;
 	return -1;
 }
 

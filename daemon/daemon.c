@@ -32,9 +32,11 @@
 
 struct config cfg;
 
+#define FOLD_MS		5	/* the kernel path's counters reach the segment */
+
 static int epfd = -1;
 static volatile int quit;
-static struct evsrc sigsrc, timersrc;
+static struct evsrc sigsrc, timersrc, foldsrc = { .fd = -1 };
 static unsigned ticks;
 
 uint64_t
@@ -104,6 +106,27 @@ on_timer(struct evsrc *src, uint32_t events)
 	ctl_tick(now);
 }
 
+static void
+on_fold(struct evsrc *src, uint32_t events)
+{
+	uint64_t expirations;
+
+	(void)events;
+	if (read(src->fd, &expirations, sizeof(expirations)) == sizeof(expirations))
+		kpath_fold();
+}
+
+void
+fold_timer(bool on)
+{
+	struct itimerspec its = { { 0, 0 }, { 0, 0 } };
+
+	if (on)
+		its.it_interval.tv_nsec = its.it_value.tv_nsec = FOLD_MS * 1000000L;
+	if (foldsrc.fd != -1 && timerfd_settime(foldsrc.fd, 0, &its, NULL) == -1)
+		log_warn("fold timer");
+}
+
 static int
 setup_loop(char *err, size_t errlen)
 {
@@ -131,6 +154,10 @@ setup_loop(char *err, size_t errlen)
 	    TFD_NONBLOCK | TFD_CLOEXEC)) == -1 ||
 	    timerfd_settime(timersrc.fd, 0, &its, NULL) == -1 ||
 	    ev_add(&timersrc, EPOLLIN) == -1)
+		goto fail;
+	foldsrc.fn = on_fold;
+	if ((foldsrc.fd = timerfd_create(CLOCK_MONOTONIC,
+	    TFD_NONBLOCK | TFD_CLOEXEC)) == -1 || ev_add(&foldsrc, EPOLLIN) == -1)
 		goto fail;
 	return 0;
 fail:
@@ -283,8 +310,12 @@ daemon_main(const struct options *o)
 		fatal("pidfile %s", pidpath);
 
 	if (setup_loop(err, sizeof(err)) == -1 ||
-	    ctl_init(o->sock, err, sizeof(err)) == -1 ||
-	    sess_init(o->shm, o->max_sessions, err, sizeof(err)) == -1) {
+	    ctl_init(o->sock, err, sizeof(err)) == -1) {
+		pidfile_remove(pfh);
+		fatalx("%s", err);
+	}
+	if (sess_init(o->shm, o->max_sessions, err, sizeof(err)) == -1) {
+		ctl_shutdown();
 		pidfile_remove(pfh);
 		fatalx("%s", err);
 	}

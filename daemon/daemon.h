@@ -98,6 +98,24 @@ struct path_ops {
 };
 
 extern const struct path_ops pcap_path;
+extern const struct path_ops kernel_path;
+
+/* kpath.c: the kernel path's shared state. */
+bool kpath_available(char *why, size_t whylen);
+bool kpath_active(void);	/* some session counts in the kernel */
+void kpath_fold(void);		/* fold the kernel's counters into the sessions */
+
+/* daemon.c: fold the kernel path's counters every few ms, or stop. */
+void fold_timer(bool on);
+
+/* The counting path a session asks for. */
+enum sess_mode {
+	SESS_AUTO,	/* the kernel's when the filter translates, else libpcap's */
+	SESS_PCAP,
+	SESS_KERNEL
+};
+const char *sess_mode_word(enum sess_mode);
+int sess_mode_parse(const char *);	/* -1 when unknown */
 
 struct sess {
 	struct evsrc		 ev;		/* the path's selectable fd */
@@ -109,7 +127,10 @@ struct sess {
 	uint32_t		 slot;
 	uint64_t		 session_id;
 	enum capstats_state	 state;
-	enum capstats_mode	 mode;
+	enum capstats_mode	 mode;		/* the path counting now */
+	enum sess_mode		 want;		/* the path asked for */
+	uint32_t		 flags;		/* CAPSTATS_F_MODE_* */
+	char			 mode_why[200];	/* why this path */
 	const struct path_ops	*path;
 	void			*path_state;
 	bool			 pending;	/* the last collect hit its budget */
@@ -127,7 +148,8 @@ extern struct sess_list sessions;
 struct sess *sess_find(const char *name);
 unsigned sess_count(void);
 enum ctl_status sess_new(const char *name, const char *iface,
-    const char *filter, bool restoring, char *err, size_t errlen);
+    enum sess_mode want, const char *filter, bool restoring,
+    char *err, size_t errlen);
 enum ctl_status sess_modify(struct sess *, const char *filter,
     char *err, size_t errlen);
 void sess_stop(struct sess *);

@@ -1,6 +1,6 @@
 /*
  * pcap.c: the libpcap counting path. One capture handle per session, with
- * the filter in the kernel, a small snapshot length and a TPACKET_V3 ring;
+ * the filter in the kernel, a small snapshot length and a ring of frames;
  * each packet costs one callback that adds to the session's totals.
  */
 #include <sys/ioctl.h>
@@ -23,9 +23,15 @@
  * length; only the ring's copy is cut. 128 bytes keeps the ring dense and
  * still holds every header a filter reads when libpcap must re-check the
  * packets queued before a filter change.
+ *
+ * Immediate mode gives a ring of small fixed frames (TPACKET_V2), each
+ * packet readable as soon as it is queued: the ring holds as many packets
+ * as fit, however slowly they come. A ring of blocks (TPACKET_V3) hands a
+ * whole block to user space on a timer, however few packets it holds, so
+ * at low rates a few blocks fill with a packet each and a short stall of
+ * the daemon drops packets.
  */
 #define SNAPLEN		128
-#define RING_TIMEOUT_MS	2	/* a block reaches user space within this */
 #define BPF_INSNS_MAX	4096	/* what the kernel attaches (BPF_MAXINSNS) */
 
 struct pcap_state {
@@ -157,7 +163,7 @@ pcap_path_open(struct sess *s, char *err, size_t errlen)
 		return CTL_BADIFACE;
 	}
 	pcap_set_snaplen(p, SNAPLEN);
-	pcap_set_timeout(p, RING_TIMEOUT_MS);
+	pcap_set_immediate_mode(p, 1);
 	pcap_set_buffer_size(p, (int)(cfg.buffer_kb * 1024));
 	pcap_set_tstamp_precision(p, PCAP_TSTAMP_PRECISION_NANO);
 	if ((rc = pcap_activate(p)) < 0) {

@@ -61,7 +61,8 @@
 	X(CTL_PERM,	 "perm",	"permission denied")	\
 	X(CTL_NOMEM,	 "nomem",	"out of memory")	\
 	X(CTL_TOOLONG,	 "toolong",	"request too long")	\
-	X(CTL_INTERNAL,	 "internal",	"internal error")
+	X(CTL_INTERNAL,	 "internal",	"internal error")	\
+	X(CTL_UNSUPPORTED, "unsupported", "not supported here")
 
 enum ctl_status {
 #define X(e, word, text) e,
@@ -76,7 +77,7 @@ enum ctl_status {
  * commands it answers from the segment alone.
  */
 #define CTL_COMMANDS							\
-	X(new,	  2, -1, "new NAME [interface IFACE] filter EXPR...")	\
+	X(new,	  2, -1, "new NAME [interface IFACE] [mode auto|pcap|kernel] filter EXPR...") \
 	X(modify, 1, -1, "modify NAME EXPR...")				\
 	X(stop,	  1,  1, "stop NAME")					\
 	X(list,	  0,  0, "list")					\

@@ -32,6 +32,29 @@ static const char *const state_words[] = {
 	[CAPSTATS_STOPPED] = "stopped",
 };
 
+static const char *const mode_words[] = {
+	[SESS_AUTO] = "auto",
+	[SESS_PCAP] = "pcap",
+	[SESS_KERNEL] = "kernel",
+};
+
+const char *
+sess_mode_word(enum sess_mode m)
+{
+	return mode_words[m];
+}
+
+int
+sess_mode_parse(const char *w)
+{
+	int m;
+
+	for (m = SESS_AUTO; m <= SESS_KERNEL; m++)
+		if (strcmp(w, mode_words[m]) == 0)
+			return m;
+	return -1;
+}
+
 const char *
 sess_state_word(enum capstats_state st)
 {
@@ -88,6 +111,7 @@ sess_desc(const struct sess *s, struct shmw_desc *d)
 {
 	d->state = s->state;
 	d->mode = s->mode;
+	d->flags = s->flags;
 	d->created_ns = s->created_ns;
 	d->modified_ns = s->modified_ns;
 	d->name = s->name;
@@ -189,6 +213,49 @@ sess_run_pending(void)
 	}
 }
 
+/*
+ * Open the path the session asks for: the kernel's when it can count this
+ * filter, else libpcap's, unless one was asked for. Errors of the
+ * interface or permission are the session's, whatever the path.
+ */
+static enum ctl_status
+sess_open_path(struct sess *s, char *err, size_t errlen)
+{
+	char why[sizeof(s->mode_why)];
+	enum ctl_status st;
+
+	s->flags = s->want == SESS_AUTO ? 0 : CAPSTATS_F_MODE_ASKED;
+	if (s->want != SESS_PCAP) {
+		if (!kpath_available(why, sizeof(why))) {
+			if (s->want == SESS_KERNEL) {
+				snprintf(err, errlen, "kernel path unavailable: "
+				    "%s", why);
+				return CTL_UNSUPPORTED;
+			}
+		} else {
+			s->path = &kernel_path;
+			s->mode = CAPSTATS_MODE_KERNEL;
+			st = kernel_path.open(s, err, errlen);
+			if (st == CTL_OK) {
+				snprintf(s->mode_why, sizeof(s->mode_why), "%s",
+				    s->want == SESS_KERNEL ? "asked for" :
+				    "the default");
+				return CTL_OK;
+			}
+			if (s->want == SESS_KERNEL || st != CTL_BADFILTER)
+				return st;
+			snprintf(why, sizeof(why), "%s", err);
+		}
+		s->flags |= CAPSTATS_F_MODE_FALLBACK;
+		strlcpy(s->mode_why, "kernel path refused: ", sizeof(s->mode_why));
+		strlcat(s->mode_why, why, sizeof(s->mode_why));
+	} else
+		snprintf(s->mode_why, sizeof(s->mode_why), "asked for");
+	s->path = &pcap_path;
+	s->mode = CAPSTATS_MODE_PCAP;
+	return pcap_path.open(s, err, errlen);
+}
+
 /* Start the path; on success the session is RUNNING and in the loop. */
 static enum ctl_status
 sess_open(struct sess *s, char *err, size_t errlen)
@@ -197,8 +264,12 @@ sess_open(struct sess *s, char *err, size_t errlen)
 
 	s->ev.fd = -1;
 	s->ev.fn = sess_io;
-	if ((st = s->path->open(s, err, errlen)) != CTL_OK)
+	if ((st = sess_open_path(s, err, errlen)) != CTL_OK)
 		return st;
+	if (s->mode == CAPSTATS_MODE_PCAP &&
+	    (s->flags & CAPSTATS_F_MODE_FALLBACK))
+		log_info("session %s: counting with libpcap: %s", s->name,
+		    s->mode_why);
 	if (s->ev.fd != -1 && ev_add(&s->ev, EPOLLIN) == -1) {
 		snprintf(err, errlen, "epoll: %s", strerror(errno));
 		s->path->close(s);
@@ -245,8 +316,8 @@ sess_free(struct sess *s)
 }
 
 enum ctl_status
-sess_new(const char *name, const char *iface, const char *filter,
-    bool restoring, char *err, size_t errlen)
+sess_new(const char *name, const char *iface, enum sess_mode want,
+    const char *filter, bool restoring, char *err, size_t errlen)
 {
 	struct shmw_desc d;
 	enum ctl_status st;
@@ -270,6 +341,7 @@ sess_new(const char *name, const char *iface, const char *filter,
 	strlcpy(s->iface, iface, sizeof(s->iface));
 	s->path = &pcap_path;
 	s->mode = CAPSTATS_MODE_PCAP;
+	s->want = want;
 	s->created_ns = s->modified_ns = now_real();
 	if ((slot = shmw_alloc(shm, now_mono())) == -1) {
 		snprintf(err, errlen, "no free entry in the segment: stopped "
@@ -293,15 +365,46 @@ sess_new(const char *name, const char *iface, const char *filter,
 	sess_publish(s);
 	TAILQ_INSERT_TAIL(&sessions, s, entry);
 	nsess++;
-	log_info("session %s: %s on %s, filter '%s'", s->name,
+	log_info("session %s: %s on %s (%s), filter '%s'", s->name,
 	    s->state == CAPSTATS_RUNNING ? "counting" : "waiting", s->iface,
-	    s->filter);
+	    s->path->name, s->filter);
 	if (!restoring && state_save() == -1) {
 		snprintf(err, errlen, "cannot save the state file; session %s "
 		    "not created", name);
 		sess_stop(s);
 		return CTL_INTERNAL;
 	}
+	return CTL_OK;
+}
+
+/*
+ * A new filter the kernel path cannot count: move the session to libpcap,
+ * counters kept. On failure the old filter is put back.
+ */
+static enum ctl_status
+sess_reopen(struct sess *s, char *filter, char *err, size_t errlen)
+{
+	char *old = s->filter, again[256];
+	enum ctl_status st;
+
+	sess_close(s);
+	s->state = CAPSTATS_ERROR;	/* until a path is open again */
+	s->filter = filter;
+	if ((st = sess_open(s, err, errlen)) != CTL_OK) {
+		s->filter = old;
+		free(filter);
+		if (sess_open(s, again, sizeof(again)) != CTL_OK)
+			sess_fail(s, again);
+		return st;
+	}
+	free(old);
+	s->modified_ns = now_real();
+	sess_describe(s);
+	sess_publish(s);
+	log_info("session %s: filter now '%s', %s", s->name, s->filter,
+	    s->mode_why);
+	if (state_save() == -1)
+		log_warnx("session %s: the new filter is not saved", s->name);
 	return CTL_OK;
 }
 
@@ -315,10 +418,12 @@ sess_modify(struct sess *s, const char *filter, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return CTL_NOMEM;
 	}
-	if (s->state == CAPSTATS_RUNNING)
-		st = s->path->refilter(s, copy, err, errlen);
-	else
-		st = s->path->check(s, copy, err, errlen);
+	if (s->state != CAPSTATS_RUNNING)
+		st = pcap_path.check(s, copy, err, errlen);
+	else if ((st = s->path->refilter(s, copy, err, errlen)) ==
+	    CTL_BADFILTER && s->path == &kernel_path && s->want == SESS_AUTO &&
+	    pcap_path.check(s, copy, err, errlen) == CTL_OK)
+		return sess_reopen(s, copy, err, errlen);
 	if (st != CTL_OK) {
 		free(copy);
 		return st;

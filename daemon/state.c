@@ -5,7 +5,7 @@
  * kept aside, never overwritten, and what can be read of it is restored.
  *
  *	# capstats state 1
- *	session TAB NAME TAB IFACE TAB FILTER LF
+ *	session TAB NAME TAB IFACE TAB MODE TAB FILTER LF
  */
 #include <sys/stat.h>
 
@@ -65,7 +65,8 @@ state_save(void)
 	}
 	fprintf(f, "%s\n", STATE_HEADER);
 	TAILQ_FOREACH(s, &sessions, entry)
-		fprintf(f, "session\t%s\t%s\t%s\n", s->name, s->iface, s->filter);
+		fprintf(f, "session\t%s\t%s\t%s\t%s\n", s->name, s->iface,
+		    sess_mode_word(s->want), s->filter);
 	if (fflush(f) == EOF || fsync(fileno(f)) == -1) {
 		log_warn("state file %s", tmp);
 		fclose(f);
@@ -114,22 +115,24 @@ done:
 static const char *
 state_line(char *line)
 {
-	char *f[4], *p = line, err[512];
-	int n;
+	char *f[5], *p = line, err[512];
+	int n, want;
 
-	for (n = 0; n < 4 && p != NULL; n++)
-		f[n] = n < 3 ? strsep(&p, "\t") : p;
-	if (n != 4 || p == NULL || strcmp(f[0], "session") != 0)
+	for (n = 0; n < 5 && p != NULL; n++)
+		f[n] = n < 4 ? strsep(&p, "\t") : p;
+	if (n != 5 || p == NULL || strcmp(f[0], "session") != 0)
 		return "not a session line";
 	if (!ctl_valid_name(f[1]))
 		return "bad session name";
 	if (!ctl_valid_iface(f[2]))
 		return "bad interface name";
-	if (!ctl_valid_filter(f[3]))
+	if ((want = sess_mode_parse(f[3])) == -1)
+		return "bad counting path";
+	if (!ctl_valid_filter(f[4]))
 		return "bad filter text";
 	if (sess_find(f[1]) != NULL)
 		return "session named twice";
-	if (sess_new(f[1], f[2], f[3], true, err, sizeof(err)) != CTL_OK) {
+	if (sess_new(f[1], f[2], want, f[4], true, err, sizeof(err)) != CTL_OK) {
 		log_warnx("state file %s: session %s: %s", path, f[1], err);
 		return "could not be restored";
 	}

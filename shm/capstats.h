@@ -86,6 +86,8 @@ struct capstats_info {
 };
 
 #define CAPSTATS_F_FILTER_TRUNCATED	0x1	/* the full filter is only known to the daemon */
+#define CAPSTATS_F_MODE_ASKED		0x2	/* the counting path was asked for with `mode` */
+#define CAPSTATS_F_MODE_FALLBACK	0x4	/* the kernel path was refused; libpcap counts */
 
 /* What the header says about the writer. */
 struct capstats_daemon {

@@ -453,7 +453,7 @@ wr_meta(struct shmw *w, uint32_t slot, const struct shmw_desc *d)
 {
 	const struct wr_slot *s = &w->slot[slot];
 	struct cs_meta *m = &w->meta[slot];
-	uint32_t flags = 0;
+	uint32_t flags = d->flags & ~(uint32_t)CAPSTATS_F_FILTER_TRUNCATED;
 	uint64_t odd;
 
 	odd = seq_write_begin(&m->seq);

@@ -21,6 +21,7 @@ struct shmw;
 struct shmw_desc {
 	uint32_t	 state;		/* enum capstats_state */
 	uint32_t	 mode;		/* enum capstats_mode */
+	uint32_t	 flags;		/* CAPSTATS_F_MODE_*; the writer sets FILTER_TRUNCATED */
 	uint64_t	 created_ns;	/* CLOCK_REALTIME */
 	uint64_t	 modified_ns;	/* CLOCK_REALTIME */
 	const char	*name;

@@ -41,7 +41,7 @@ check_fails "new on a missing interface" 1 cs new bad interface nosuch0 filter t
 check_match "missing interface is explained" "nosuch0: no such interface" "$ERR"
 check_fails "filter for another link type" 1 cs new bad filter "wlan type mgt"
 check_fails "nothing half-created" 1 cs show bad
-check "state file lists the sessions" grep -q "^session	web	$HOST_IF	udp port 123$" "$STATE"
+check "state file lists the sessions" grep -q "^session	web	$HOST_IF	auto	udp port 123$" "$STATE"
 
 # counting, through poll (segment) and list/show (socket)
 replay "$ntp" 2000

@@ -95,13 +95,13 @@ old=$(cs -j show l | json 'd["instance"]')
 kill -KILL "$T_DPID"
 wait "$T_DPID" 2>/dev/null
 T_DPID=
-sleep 0.5
+sleep 1.5
 check_match "watch notices the daemon is gone" "daemon|heartbeat" "$(cat "$TDIR/watch.err")"
 daemon_start || exit 1
 check "sessions come back from the state file" cs show v
 check_eq "both sessions are back" "['v', 'l']" "$(cs -j list | json '[s["session"] for s in d]')"
 check "the new instance is another" test "$(cs -j show l | json 'd["instance"]')" != "$old"
-sleep 0.5
+sleep 1
 check_match "watch says the daemon restarted" "restarted" "$(cat "$TDIR/watch.err")"
 lines=$(wc -l <"$TDIR/watch.out")
 sleep 0.3
@@ -110,13 +110,16 @@ bg_stop "$w"
 daemon_stop
 
 # A damaged state file: good lines restored, bad ones named, a copy kept.
-printf '# capstats state 1\nsession\tgood1\tlo\tudp\ngarbage line\nsession\tbad/name\tlo\ttcp\nsession\tgood2\tlo\t\nsession\ttrunc\tlo\tud' >"$STATE"
+printf '# capstats state 1\nsession\tgood1\tlo\tauto\tudp\ngarbage line\nsession\tbad/name\tlo\tauto\ttcp\nsession\tgood2\tlo\tpcap\t\nsession\tbadmode\tlo\tfast\ttcp\nsession\ttrunc\tlo\tauto\tud' >"$STATE"
 cp "$STATE" "$TDIR/state.orig"
 daemon_start || exit 1
 check_eq "the good sessions are restored" "['good1', 'good2']" \
     "$(cs -j list | json '[s["session"] for s in d]')"
 check_match "the log names line 3" "line 3: not a session line" "$(daemon_log)"
 check_match "the log names line 4" "line 4: bad session name" "$(daemon_log)"
-check_match "the log names line 6" "line 6: truncated" "$(daemon_log)"
+check_match "the log names line 6" "line 6: bad counting path" "$(daemon_log)"
+check_match "the log names line 7" "line 7: truncated" "$(daemon_log)"
+check_eq "the restored sessions keep their path" "['kernel', 'pcap']" \
+    "$(cs -j list | json '[s["mode"] for s in d]')"
 bad=$(ls "$STATE".bad.* 2>/dev/null | head -1)
 check "a copy of the damaged file is kept" cmp "$TDIR/state.orig" "${bad:-/nonexistent}"
