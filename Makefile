@@ -25,6 +25,7 @@ endif
 SONAME	 = libcapstats.so.1
 SHM_SRC	 = shm/reader.c
 DAEMON_SRC = daemon/daemon.c daemon/ctl.c daemon/cmd.c daemon/sess.c daemon/pcap.c \
+	     daemon/kpath.c daemon/xlate.c daemon/bpfsys.c \
 	     daemon/state.c daemon/log.c daemon/proto.c shm/writer.c
 CLIENT_SRC = client/main.c client/request.c client/output.c client/local.c
 SRC	 = $(CLIENT_SRC) $(DAEMON_SRC) $(SHM_SRC)
@@ -95,7 +96,7 @@ deps:
 demo: all
 	sh contrib/demo.sh
 
-bench: all
+bench: all $(B)/bench/gen $(B)/bench/ref $(B)/bench/readbench
 	bash tests/bench/run.sh
 
 # The systemd unit and the bash completion go where their tools look under
@@ -135,4 +136,59 @@ clean:
 	rm -f capstats libcapstats.a $(SONAME) capstats.pc
 	rm -rf build
 
-.PHONY: all units asan-units check deps demo bench install uninstall clean
+.PHONY: all units asan-units check deps demo bench install uninstall clean fuzz
+
+# The benchmark's programs (tests/bench/): the traffic generator, the
+# reference libpcap reader and the reader-side timings, which link the
+# library as a reader would and the writer to build a test segment.
+BENCH	 = $(B)/bench/gen $(B)/bench/ref $(B)/bench/readbench
+
+$(B)/bench/gen: tests/bench/gen.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
+
+$(B)/bench/ref: tests/bench/ref.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
+
+$(B)/bench/readbench: tests/bench/readbench.c libcapstats.a $(B)/shm/writer.o $(HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/shm/writer.o \
+	    libcapstats.a
+
+# Fuzzing, with clang and libFuzzer: `make fuzz` builds the targets into
+# build/fuzz/ and runs each for FUZZ_SECONDS over its seeds. New inputs go
+# to build/fuzz/corpus/, crashes to build/fuzz/; tests/fuzz/corpus/ is only
+# read. tests/sys/fuzz.sh builds the same targets and gives each a short
+# run in `make check`. tests/fuzz/TARGET.options holds its max_len.
+FUZZ_CC		?= clang
+FUZZ_SECONDS	?= 300
+FUZZ_TARGETS	 = fuzz_request fuzz_names fuzz_segment
+FUZZ_CFLAGS	 = -std=gnu11 $(WARN) $(if $(filter 1,$(WERROR)),-Werror) -g -O1 \
+		   -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
+		   -fno-sanitize-recover=all
+
+build/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(HDR) $(SRC)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $< $(LDLIBS)
+
+# Writes segment seeds with this tree's writer, beside the committed ones.
+build/fuzz/seed_segment: tests/fuzz/seed_segment.c $(HDR) shm/writer.c shm/reader.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
+
+# fuzz_run TARGET[,EXTRA_SEEDS]: a unit slower than 10 s would stall the
+# daemon's loop just as long, so it counts as a failure.
+fuzz_run = mkdir -p build/fuzz/corpus/$(1) && build/fuzz/$(1) \
+	-max_len=$(shell sed -n 's/^max_len *= *//p' tests/fuzz/$(1).options) \
+	$(if $(wildcard tests/fuzz/$(1).dict),-dict=tests/fuzz/$(1).dict) \
+	-max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+	-artifact_prefix=build/fuzz/$(1)- build/fuzz/corpus/$(1) \
+	tests/fuzz/corpus/$(1) $(2)
+
+fuzz: $(FUZZ_TARGETS:%=build/fuzz/%) build/fuzz/seed_segment
+	rm -rf build/fuzz/seeds && mkdir -p build/fuzz/seeds
+	build/fuzz/seed_segment build/fuzz/seeds
+	$(call fuzz_run,fuzz_request)
+	$(call fuzz_run,fuzz_names)
+	CAPSTATS_FUZZ_SHM=capstats-fuzz $(call fuzz_run,fuzz_segment,build/fuzz/seeds)
