@@ -3,7 +3,7 @@
 # capstats need, when any is missing. Run as root.
 set -e
 pkgs="make gcc libc6-dev libpcap-dev libbsd-dev pkg-config iproute2 ethtool
-tcpreplay tcpdump python3 strace clang groff-base man-db
+tcpreplay tcpdump python3 strace clang libclang-rt-14-dev groff-base man-db
 systemd util-linux mandoc bash-completion prometheus chromium"
 missing=
 for p in $pkgs; do

@@ -13,9 +13,10 @@ DEST=$TDIR/dest
 P=$DEST$PREFIX
 
 # mk TARGET VAR=VALUE...: make in the repository, output in $TDIR/make.log.
-# The outer make's flags (jobserver) are not ours to use.
+# The outer make's flags (jobserver) are not ours to use, nor is the build
+# directory under test: what is installed is the plain build.
 mk() {
-	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
+	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u B -u SAN \
 	    timeout 300 make -C "$TOP" "$@" >"$TDIR/make.log" 2>&1
 }
 
