@@ -25,7 +25,7 @@ endif
 SONAME	 = libcapstats.so.1
 SHM_SRC	 = shm/reader.c
 DAEMON_SRC = daemon/daemon.c daemon/ctl.c daemon/cmd.c daemon/sess.c daemon/pcap.c \
-	     daemon/kpath.c daemon/xlate.c daemon/bpfsys.c \
+	     daemon/kpath.c daemon/xlate.c daemon/bpfsys.c daemon/compile.c \
 	     daemon/state.c daemon/log.c daemon/proto.c shm/writer.c
 CLIENT_SRC = client/main.c client/request.c client/output.c client/local.c
 SRC	 = $(CLIENT_SRC) $(DAEMON_SRC) $(SHM_SRC)

@@ -165,6 +165,16 @@ uint64_t sess_total_if_drops(const struct sess *);
 const char *sess_state_word(enum capstats_state);
 const char *sess_default_iface(char *err, size_t errlen);
 
+/*
+ * compile.c: pcap_compile() FILTER for P in a child, with a deadline; a
+ * filter that takes longer, or compiles to more than the kernel takes, is
+ * refused. PROG is freed with pcap_freecode().
+ */
+struct bpf_program;
+typedef struct pcap pcap_t;
+enum ctl_status filter_compile(pcap_t *p, const char *filter,
+    struct bpf_program *prog, char *err, size_t errlen);
+
 /* state.c: the sessions that survive a restart. */
 void state_init(const char *path);
 int state_save(void);

@@ -119,6 +119,7 @@ kpath_compile(const char *iface, const char *filter, struct bpf_program *prog,
     char *err, size_t errlen)
 {
 	char ebuf[PCAP_ERRBUF_SIZE];
+	enum ctl_status st;
 	pcap_t *p;
 	int rc;
 
@@ -141,11 +142,9 @@ kpath_compile(const char *iface, const char *filter, struct bpf_program *prog,
 		pcap_close(p);
 		return CTL_BADIFACE;
 	}
-	if (pcap_compile(p, prog, filter, 1, PCAP_NETMASK_UNKNOWN) == -1) {
-		snprintf(err, errlen, "filter '%.200s': %s", filter,
-		    pcap_geterr(p));
+	if ((st = filter_compile(p, filter, prog, err, errlen)) != CTL_OK) {
 		pcap_close(p);
-		return CTL_BADFILTER;
+		return st;
 	}
 	pcap_close(p);
 	if (is_loopback(iface) && skip_outgoing(prog) == -1) {

@@ -32,7 +32,6 @@
  * the daemon drops packets.
  */
 #define SNAPLEN		128
-#define BPF_INSNS_MAX	4096	/* what the kernel attaches (BPF_MAXINSNS) */
 
 struct pcap_state {
 	pcap_t		*p;
@@ -69,25 +68,6 @@ iface_up(const char *name)
 		up = (ifr.ifr_flags & IFF_UP) != 0;
 	close(fd);
 	return up != 0;
-}
-
-/* Compile FILTER for P and check that the kernel will take it. */
-static enum ctl_status
-compile(pcap_t *p, const char *filter, struct bpf_program *prog,
-    char *err, size_t errlen)
-{
-	if (pcap_compile(p, prog, filter, 1, PCAP_NETMASK_UNKNOWN) == -1) {
-		snprintf(err, errlen, "filter '%.200s': %s", filter,
-		    pcap_geterr(p));
-		return CTL_BADFILTER;
-	}
-	if (prog->bf_len > BPF_INSNS_MAX) {
-		snprintf(err, errlen, "filter compiles to %u instructions; the "
-		    "kernel takes at most %d", prog->bf_len, BPF_INSNS_MAX);
-		pcap_freecode(prog);
-		return CTL_BADFILTER;
-	}
-	return CTL_OK;
 }
 
 /*
@@ -172,7 +152,7 @@ pcap_path_open(struct sess *s, char *err, size_t errlen)
 	}
 	if (rc > 0)
 		log_debug("session %s: %s", s->name, pcap_geterr(p));
-	if ((st = compile(p, s->filter, &prog, err, errlen)) != CTL_OK ||
+	if ((st = filter_compile(p, s->filter, &prog, err, errlen)) != CTL_OK ||
 	    (st = install(p, &prog, err, errlen)) != CTL_OK)
 		goto fail;
 	if (pcap_setnonblock(p, 1, ebuf) == -1) {
@@ -203,7 +183,7 @@ pcap_path_check(struct sess *s, const char *filter, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return CTL_NOMEM;
 	}
-	if ((st = compile(p, filter, &prog, err, errlen)) == CTL_OK)
+	if ((st = filter_compile(p, filter, &prog, err, errlen)) == CTL_OK)
 		pcap_freecode(&prog);
 	pcap_close(p);
 	return st;
@@ -216,7 +196,7 @@ pcap_path_refilter(struct sess *s, const char *filter, char *err, size_t errlen)
 	struct bpf_program prog;
 	enum ctl_status st;
 
-	if ((st = compile(ps->p, filter, &prog, err, errlen)) != CTL_OK)
+	if ((st = filter_compile(ps->p, filter, &prog, err, errlen)) != CTL_OK)
 		return st;
 	return install(ps->p, &prog, err, errlen);
 }

@@ -69,6 +69,14 @@ expect_error "unknown name for modify" "b'modify nosuch tcp\n'" nosession
 expect_error "unknown name for stop" "b'stop nosuch\n'" nosession
 expect_error "existing name for new" "b'new keep filter tcp\n'" exists
 
+# A filter libpcap takes seconds to compile is refused at a deadline.
+slow=$(cat "$TOP/tests/fuzz/slow/slow-filter-portrange")
+t0=$(now_ms)
+check_fails "a filter too slow to compile is refused" 1 cs new slow interface lo filter "$slow"
+check_match "... saying so" "takes more than [0-9]+ ms to compile" "$ERR"
+check "... within a second and a half" test $(($(now_ms) - t0)) -lt 1500
+alive "a filter too slow to compile"
+
 out=$(raw "b'list\nshow keep\nlist\n'" 1)
 check_eq "many requests in one write get one reply each" 3 \
     "$(printf '%s\n' "$out" | grep -c '^ok$')"
