@@ -478,7 +478,7 @@ sess_retry(struct sess *s, uint64_t now)
 void
 sess_tick(uint64_t now, bool stats)
 {
-	uint64_t drops, if_drops;
+	uint64_t packets, drops, if_drops;
 	struct sess *s, *next;
 
 	shmw_heartbeat(shm, now);
@@ -487,10 +487,12 @@ sess_tick(uint64_t now, bool stats)
 		if (s->state == CAPSTATS_ERROR && now >= s->retry_at)
 			sess_retry(s, now);
 		else if (s->state == CAPSTATS_RUNNING && stats) {
+			packets = s->packets;
 			drops = s->drops;
 			if_drops = s->if_drops;
 			s->path->stats(s);
-			if (drops != s->drops || if_drops != s->if_drops)
+			if (packets != s->packets || drops != s->drops ||
+			    if_drops != s->if_drops)
 				sess_publish(s);
 		}
 	}

@@ -89,7 +89,7 @@ check_match() {
 
 # check_fails "what" expected_exit cmd...: run cmd, check its exit status.
 # Its stdout is left in $OUT and its stderr in $ERR for further checks.
-OUT= ERR=
+OUT='' ERR=''
 check_fails() {
 	local what=$1 want=$2 rc
 	shift 2
@@ -214,15 +214,34 @@ bg_track() { T_BG+=("$1"); }
 # bg_stop PID: SIGTERM, bounded wait, SIGKILL; reaps it (it must be our
 # child) and forgets it, so a reused pid is never signalled later
 bg_stop() {
-	local pid=$1 x keep=()
-	kill -TERM "$pid" 2>/dev/null
-	wait_exit "$pid" 5 || kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
+	kill -TERM "$1" 2>/dev/null
+	wait_exit "$1" 5 || kill -KILL "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+	_bg_forget "$1"
+	return 0
+}
+
+# bg_reap PID SECONDS: wait (bounded) for PID, a tracked child, to end by
+# itself; REAPED is its exit status, or "timeout" once it had to be killed.
+# PID is forgotten either way.
+bg_reap() {
+	REAPED=timeout
+	if wait_exit "$1" "$2"; then
+		wait "$1"
+		REAPED=$?
+	else
+		kill -KILL "$1" 2>/dev/null
+		wait "$1" 2>/dev/null
+	fi
+	_bg_forget "$1"
+}
+
+_bg_forget() {
+	local x keep=()
 	for x in "${T_BG[@]}"; do
-		[ "$x" = "$pid" ] || keep+=("$x")
+		[ "$x" = "$1" ] || keep+=("$x")
 	done
 	T_BG=("${keep[@]}")
-	return 0
 }
 
 # ---------------------------------------------------------------- daemon
@@ -329,7 +348,7 @@ daemon_stop() {
 # veth_up TAG: a netns and a veth pair, host end here, peer in the netns, set
 # up as the corpus README says: IPv6 off and ARP off on both ends before
 # link-up, GRO off, no addresses. Sets HOST_IF, PEER_IF, NETNS.
-HOST_IF= PEER_IF= NETNS=
+HOST_IF='' PEER_IF='' NETNS=''
 veth_up() {
 	local tag=${1:-v} h p ns n=100
 	tag=${tag//[^A-Za-z0-9]/}
@@ -412,8 +431,9 @@ for a in sys.argv[1:]:
 
 # replay FILE [PPS]: send FILE from the namespace end at PPS (default
 # $REPLAY_PPS), wait (bounded) until the host end received all of it, then
-# ~50 ms for the daemon to publish. FAILs and returns 1 if tcpreplay fails or
-# the host end received or sent anything else. REPLAY_PACKETS = records sent.
+# ~50 ms for the daemon to publish (exact checks: wait_count). FAILs and
+# returns 1 if tcpreplay fails or the host end received or sent anything
+# else. REPLAY_PACKETS = records sent.
 REPLAY_PPS=${CAPSTATS_REPLAY_PPS:-5000}
 REPLAY_PACKETS=0
 replay() {
@@ -452,6 +472,29 @@ replay() {
 		return 1
 	fi
 	return 0
+}
+
+# wait_count NAME PACKETS [SECONDS]: bounded wait (default 3 s) until session
+# NAME's packet counter (`poll -j`, from the segment) reaches PACKETS; 1 if it
+# did not. Counters trail the wire by the daemon's ring timeout and its turn
+# on the CPU: on a busy machine that can exceed the 50 ms replay waits.
+# WAIT_POLLS is the number of polls it took, WAIT_LAST the last count seen
+# (-1: unreadable).
+WAIT_POLLS=0 WAIT_LAST=-1
+wait_count() {
+	local t=${EPOCHREALTIME/[.,]/} j
+	local deadline=$((t + ${3:-3} * 1000000))
+	WAIT_POLLS=0
+	while :; do
+		WAIT_POLLS=$((WAIT_POLLS + 1))
+		WAIT_LAST=-1
+		j=$(ASAN_OPTIONS=$ASAN_OPTIONS:detect_leaks=0 cs -j poll "$1" 2>/dev/null)
+		[[ $j =~ \"packets\":\ *([0-9]+) ]] && WAIT_LAST=${BASH_REMATCH[1]}
+		[ "$WAIT_LAST" -ge "$2" ] && return 0
+		t=${EPOCHREALTIME/[.,]/}
+		[ "$t" -lt "$deadline" ] || return 1
+		nap 0.02
+	done
 }
 
 # ---------------------------------------------------------------- cleanup

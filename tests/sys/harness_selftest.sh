@@ -52,14 +52,14 @@ EOF
 # ---- veth_up: names and configuration
 veth_up self || exit 1
 check "veth_up: interface names fit IFNAMSIZ" [ "${#HOST_IF}" -le 15 -a "${#PEER_IF}" -le 15 ]
-check "veth_up: $NETNS exists" ip netns exec "$NETNS" true
-check_match "veth_up: $HOST_IF is up with ARP off" '<[^>]*NOARP[^>]*UP' "$(ip -o link show dev "$HOST_IF")"
-check_match "veth_up: $PEER_IF is up with ARP off" '<[^>]*NOARP[^>]*UP' "$(ip -n "$NETNS" -o link show dev "$PEER_IF")"
-check_eq "veth_up: IPv6 off on $HOST_IF" 1 "$(cat "/proc/sys/net/ipv6/conf/$HOST_IF/disable_ipv6")"
-check_eq "veth_up: IPv6 off on $PEER_IF" 1 \
+check "veth_up: the namespace exists" ip netns exec "$NETNS" true
+check_match "veth_up: host end up, ARP off" '<[^>]*NOARP[^>]*UP' "$(ip -o link show dev "$HOST_IF")"
+check_match "veth_up: peer up, ARP off" '<[^>]*NOARP[^>]*UP' "$(ip -n "$NETNS" -o link show dev "$PEER_IF")"
+check_eq "veth_up: IPv6 off on the host end" 1 "$(cat "/proc/sys/net/ipv6/conf/$HOST_IF/disable_ipv6")"
+check_eq "veth_up: IPv6 off on the peer" 1 \
     "$(ip netns exec "$NETNS" cat "/proc/sys/net/ipv6/conf/$PEER_IF/disable_ipv6")"
-check_match "veth_up: GRO off on $HOST_IF" 'generic-receive-offload: off' "$(ethtool -k "$HOST_IF")"
-check_match "veth_up: GRO off on $PEER_IF" 'generic-receive-offload: off' \
+check_match "veth_up: GRO off on the host end" 'generic-receive-offload: off' "$(ethtool -k "$HOST_IF")"
+check_match "veth_up: GRO off on the peer" 'generic-receive-offload: off' \
     "$(ip netns exec "$NETNS" ethtool -k "$PEER_IF")"
 check_eq "veth_up: no addresses on either end" "" \
     "$(ip -o addr show dev "$HOST_IF"; ip -n "$NETNS" -o addr show dev "$PEER_IF")"
@@ -99,9 +99,9 @@ for f in "${FILES[@]}"; do
 		n=$((n - 1))
 	done
 	bg_stop "$tdpid"
-	check_eq "replay $f: $HOST_IF received the file's packets" "$pk" \
+	check_eq "replay $f: the host end received the file's packets" "$pk" \
 	    "$(($(if_stat "$HOST_IF" rx_packets) - rx0))"
-	check_eq "replay $f: $HOST_IF sent nothing" 0 "$(($(if_stat "$HOST_IF" tx_packets) - tx0))"
+	check_eq "replay $f: the host end sent nothing" 0 "$(($(if_stat "$HOST_IF" tx_packets) - tx0))"
 	check_match "replay $f: tcpdump dropped nothing" '(^|[^0-9])0 packets dropped by kernel' \
 	    "$(cat "$TDIR/tcpdump.err")"
 	check "replay $f: capture is record-identical to the file" same_records "$CORPUS/$f" "$cap"
@@ -134,6 +134,13 @@ for a in it:
 sock = opt.get("-s") or os.environ["CAPSTATS_SOCKET"]
 shm = opt.get("-m") or os.environ["CAPSTATS_SHM"]
 mode = os.environ.get("FAKE_MODE", "ok")
+if "-d" not in opt and words[:1] == ["poll"]:
+    try:
+        n = int(open(os.path.dirname(sock) + "/fake.count").read())
+    except OSError:
+        n = 0
+    print('{"session": "%s", "packets": %d}' % (words[1], n))
+    sys.exit(0)
 if "-d" not in opt:
     c = socket.socket(socket.AF_UNIX)
     c.connect(sock)
@@ -208,14 +215,18 @@ instance okay ok '
 	check "plain \$CAPSTATS uses the private socket" "$CAPSTATS" list
 	check "segment exists" test -e "/dev/shm/$SHM"
 	replay "$CORPUS/zeek-ntp-NTP_sync.pcap" 20000 && pass "replay"
+	(sleep 0.3; echo 7 >"$TDIR/fake.count") &
+	wait_count x 7 3 && [ "$WAIT_POLLS" -gt 1 ] && pass "wait_count waits"
+	wait_count x 8 1 || pass "wait_count gives up"
 	daemon_stop && pass "daemon_stop"
 	exit 0'
 rc=$?
 t1=$(now_ms)
-if [ "$rc" -eq 0 ] && [ "$(grep -c '^PASS:' "$TDIR/okay.out")" -eq 6 ] && ! grep -q '^FAIL:' "$TDIR/okay.out"; then
-	pass "instance: veth, daemon_start, cs, replay, daemon_stop ($((t1 - t0)) ms)"
+if [ "$rc" -eq 0 ] && [ "$(grep -c '^PASS:' "$TDIR/okay.out")" -eq 8 ] && ! grep -q '^FAIL:' "$TDIR/okay.out"; then
+	pass "instance: veth, daemon_start, cs, replay, wait_count, daemon_stop"
+	echo "  instance ran and cleaned up in $((t1 - t0)) ms"
 else
-	fail "instance: veth, daemon_start, cs, replay, daemon_stop (exit $rc)"
+	fail "instance: veth, daemon_start, cs, replay, wait_count, daemon_stop (exit $rc)"
 	show okay
 fi
 check_eq "instance: nothing left after a normal exit" "" "$(left_behind okay)"
