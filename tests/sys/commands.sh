@@ -45,6 +45,9 @@ check "state file lists the sessions" grep -q "^session	web	$HOST_IF	auto	udp po
 
 # counting, through poll (segment) and list/show (socket)
 replay "$ntp" 2000
+wait_count web 30
+wait_count all 32
+wait_count web2 30
 p=$(cs -j poll web | json 'd["packets"]')
 check_eq "poll counts the filter's packets" 30 "$p"
 b=$(cs -j poll all | json 'd["bytes"]')
@@ -69,6 +72,7 @@ check_eq "show -j agrees with poll" "$(cs -j poll web | json 'd["bytes"]')" \
 # modify: counters go on with the new filter
 check "modify" cs modify web udp port 53
 replay "$ntp" 2000
+wait_count web 32
 check_eq "modify counts the new filter" "$((30 + 2))" "$(cs -j poll web | json 'd["packets"]')"
 check_fails "modify with a bad filter" 1 cs modify web "port port"
 check_eq "a refused modify changes nothing" "udp port 53" "$(cs -j show web | json 'd["filter"]')"
@@ -78,6 +82,7 @@ check_match "unknown session is named" "no session named nosuch" "$ERR"
 # watch
 out=$(cs watch all frequency 0.05 count 3)
 check_eq "watch prints a header and count lines" 4 "$(printf '%s\n' "$out" | wc -l)"
+wait_count all 64
 out=$(cs -j watch all frequency 0.05 count 2 | tail -1)
 check_eq "watch -j has rates" "True" "$(printf '%s' "$out" | json '"pps" in d and "bps" in d and d["packets"] == 64')"
 

@@ -33,6 +33,7 @@ daemon_start || exit 1
 check "session on the veth" cs new v interface "$HOST_IF" filter
 check "session on loopback" cs new l interface lo filter udp port 9
 replay "$ntp" 2000
+wait_count v 32
 check_eq "the veth session counts" 32 "$(field v packets)"
 
 # The interface disappears: the session reports it, the others count on.
@@ -43,7 +44,7 @@ check_match "list shows the error state" "^v +$HOST_IF +error " "$(cs list | gre
 check_eq "its counters are kept" 32 "$(field v packets)"
 before=$(field l packets)
 lo_udp 5
-sleep 0.1
+wait_count l $((before + 5))
 check_eq "the other session counts on" $((before + 5)) "$(field l packets)"
 check "the daemon still answers" cs list
 
@@ -57,6 +58,7 @@ ip -n "$NETNS" link set dev "$PEER_IF" up && ip link set dev "$HOST_IF" up ||
     die "recreating $HOST_IF"
 check "the session runs again when the interface returns" wait_state v running
 replay "$ntp" 2000
+wait_count v 64
 check_eq "it counts on from its kept counters" 64 "$(field v packets)"
 
 # An interface that goes down and up again.
@@ -65,6 +67,7 @@ check "down interface: error state" wait_state v error
 ip link set dev "$HOST_IF" up
 check "up again: running" wait_state v running
 replay "$ntp" 2000
+wait_count v 96
 check_eq "and counting" 96 "$(field v packets)"
 
 # A killed watch client leaves the daemon untouched.
@@ -72,7 +75,7 @@ cs watch l frequency 0.05 >/dev/null 2>&1 &
 w=$!
 bg_track "$w"
 sleep 0.3
-kill -KILL "$w"
+{ kill -KILL "$w"; wait "$w"; } 2>/dev/null
 bg_stop "$w"
 check "the daemon survives a killed watch" cs show l
 

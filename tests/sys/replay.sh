@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# tests/sys/replay.sh: exact counts on real traffic. Every corpus file is
-# replayed on a veth pair into a fresh daemon with one session per filter that
-# expected.tsv lists for it; each session's packets and bytes must equal
-# expected.tsv, with no drops.
+# tests/sys/replay.sh: exact counts on real traffic, on both counting paths.
+# One daemon holds two sessions per filter of filters.txt, one counting in
+# the kernel and one with libpcap; every corpus file is replayed on a veth
+# pair, and what each session counted during that file must equal
+# expected.tsv for every (file, filter) it lists, with no drops.
 
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 T_TAG=replay
@@ -40,213 +41,127 @@ for n, line in enumerate(lines[1:], 2):
     print("\t".join((row[0], name, row[2], row[3], row[1])))
 EOF
 
-# ---- running one client command per session, all at once
+# ---- the sessions: k<N> in the kernel, p<N> with libpcap, for filter N
 
-declare -A PIDS=()
-# launch LABEL NAME ARGS...: the client with ARGS in the background (one
-# process: reap bounds it), output in $TDIR/NAME.LABEL
-launch() {
-	local label=$1 name=$2
-	shift 2
-	"$CAPSTATS" -s "$SOCK" -m "$SHM" "$@" >"$TDIR/$name.$label" 2>&1 &
-	PIDS[$name]=$!
-}
-# reap LABEL NAME...: wait for each, killing what still runs after
-# T_CMD_TIMEOUT s; 1 if any failed, with one line "NAME: exit N: output" per
-# failure in $TDIR/reap.out
-reap() {
-	local label=$1 name pid rc t
-	shift
-	t=${EPOCHREALTIME/[.,]/}
-	local deadline=$((t / 1000 + T_CMD_TIMEOUT * 1000))
-	: >"$TDIR/reap.out"
-	for name in "$@"; do
-		pid=${PIDS[$name]}
-		while pid_running "$pid"; do
-			t=${EPOCHREALTIME/[.,]/}
-			if [ $((t / 1000)) -gt "$deadline" ]; then
-				kill -KILL "$pid" 2>/dev/null
-				echo "(killed after $T_CMD_TIMEOUT s)" >>"$TDIR/$name.$label"
-				break
-			fi
-			nap 0.01
-		done
-		wait "$pid" 2>/dev/null
-		rc=$?
-		[ "$rc" -eq 0 ] || printf '%s: exit %s: %s\n' "$name" "$rc" \
-		    "$(head -c 300 "$TDIR/$name.$label" | tr '\n' ' ')" >>"$TDIR/reap.out"
-	done
-	PIDS=()
-	[ ! -s "$TDIR/reap.out" ]
-}
+declare -A FNAME=()
+while IFS=$'\t' read -r _ name _ _ flt; do
+	FNAME[$name]=$flt
+done <"$TDIR/plan.tsv"
 
-# compare SAMPLE: one python call checks `list -j` ($TDIR/list.json) against
-# $TDIR/cur.tsv, and that `poll SAMPLE` ($TDIR/sample.poll) shows the same
-# counters as list; prints one line per problem. Exit 0 all exact, 1 some
-# counters still below expected and nothing else wrong, 2 anything else.
-compare() {
-	"$PY" - "$TDIR" "$HOST_IF" "$1" <<'EOF'
-import json, sys
-d, iface, sample = sys.argv[1:]
-status = 0
-def problem(text, late=False):
-    global status
-    print(text)
-    status = max(status, 1 if late else 2)
-def load(path, kind):
-    text = open(path).read()
-    try:
-        v = json.loads(text)
-        if not isinstance(v, kind):
-            raise ValueError("not a JSON " + kind.__name__)
-        return v
-    except ValueError as e:
-        problem("%s: %s: %r" % (path.rsplit("/", 1)[1], e, text[:300]))
-def counters(j):
-    bad = [k for k in ("packets", "bytes", "drops") if type(j.get(k)) is not int]
-    if bad:
-        raise ValueError("missing or not integers: " + ", ".join(bad))
-    return j["packets"], j["bytes"], j["drops"]
-rows = {}
-for line in open(d + "/cur.tsv"):
-    name, pk, by, flt = line.rstrip("\n").split("\t", 3)
-    rows[name] = (int(pk), int(by), flt)
-got = load(d + "/list.json", list) or []
-seen = {}
-for j in got:
-    if isinstance(j, dict) and j.get("session") in rows:
-        seen[j["session"]] = j
-    else:
-        problem("list: unexpected entry %r" % (j,))
-for name, (pk, by, flt) in rows.items():
-    j = seen.get(name)
-    if j is None:
-        problem("%s '%s': not in list" % (name, flt))
-        continue
-    try:
-        p, b, drops = counters(j)
-    except ValueError as e:
-        problem("%s '%s': list: %s" % (name, flt, e))
-        continue
-    why = []
-    if (p, b) != (pk, by):
-        why.append("expected %d packets %d bytes, got %d packets %d bytes" % (pk, by, p, b))
-    if drops:
-        why.append("drops %d" % drops)
-    if j.get("interface") != iface or j.get("filter") != flt:
-        why.append("interface %r filter %r" % (j.get("interface"), j.get("filter")))
-    if why:
-        problem("%s '%s': %s" % (name, flt, "; ".join(why)),
-                late=len(why) == 1 and p < pk and b < by)
-j = load(d + "/sample.poll", dict)
-if j is not None and sample in seen:
-    try:
-        mine = counters(j)
-        if j.get("session") != sample or j.get("interface") != iface:
-            raise ValueError("session %r interface %r" % (j.get("session"), j.get("interface")))
-        if mine != counters(seen[sample]):
-            raise ValueError("packets, bytes, drops %s, list says %s"
-                             % (mine, counters(seen[sample])))
-    except ValueError as e:
-        problem("%s: poll: %s" % (sample, e), late=status == 1)
-sys.exit(status)
-EOF
-}
-
-# poll_packets NAME: the session's packet counter (-1 if unreadable)
-poll_packets() {
-	local j
-	j=$(ASAN_OPTIONS=$ASAN_OPTIONS:detect_leaks=0 cs -j poll "$1" 2>/dev/null)
-	if [[ $j =~ \"packets\":\ *([0-9]+) ]]; then
-		echo "${BASH_REMATCH[1]}"
-	else
-		echo -1
-	fi
-}
-
-# new_all: create every session of the file at once (uses replay_file's
-# names and filters). Under ASan, leak checks at exit make up two thirds of
-# a client's cost; these hundreds of identical `new` runs skip them (the
-# daemon and every other client keep them).
+# new_all: every session at once, one client each; 1 with the failures
 new_all() {
 	local -x ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0"
-	local i words
-	for i in "${!names[@]}"; do
-		read -r -a words <<<"${filters[$i]}"
-		launch new "${names[$i]}" new "${names[$i]}" interface "$HOST_IF" filter "${words[@]}"
+	local name mode words pids=() rc=0 i
+	: >"$TDIR/new.out"
+	for name in "${!FNAME[@]}"; do
+		read -r -a words <<<"${FNAME[$name]}"
+		for mode in kernel pcap; do
+			"$CAPSTATS" -s "$SOCK" -m "$SHM" new "${mode:0:1}$name" \
+			    interface "$HOST_IF" mode "$mode" filter "${words[@]}" \
+			    >>"$TDIR/new.out" 2>&1 &
+			pids+=($!)
+		done
 	done
-	reap new "${names[@]}"
+	for i in "${pids[@]}"; do
+		wait "$i" || rc=1
+	done
+	return "$rc"
 }
 
-# ---- one file
-
-# replay_file N FILE: a fresh daemon with one session for each of FILE's rows
-# of the plan, replay, compare, stop the daemon (which must exit cleanly).
-# `poll` is checked against `list` on one session per file, a different one each time.
-replay_file() {
-	local k=$1 file=$2 path=$CORPUS/$2 row name pk by flt words t0 rc i late sample
-	local names=() filters=() most=-1 sentinel=
-	: >"$TDIR/cur.tsv"
-	while IFS=$'\t' read -r row name pk by flt; do
-		[ "$row" = "$file" ] || continue
-		names+=("$name")
-		filters+=("$flt")
-		[ "$pk" -le "$most" ] || { most=$pk sentinel=$name; }
-		printf '%s\t%s\t%s\t%s\n' "$name" "$pk" "$by" "$flt" >>"$TDIR/cur.tsv"
-	done <"$TDIR/plan.tsv"
-	if [ ! -r "$path" ]; then
-		fail "replay $file: not in the corpus ($path)"
-		return
-	fi
-	sample=${names[$((k % ${#names[@]}))]}
-
-	rm -f "$STATE"
-	daemon_start || return
-	if ! new_all; then
-		fail "replay $file: new failed"
-		indent <"$TDIR/reap.out"
-		daemon_stop
-		return
-	fi
-
-	replay "$path" || { daemon_stop; return; }
-
-	# Counters may lag the wire by up to a capture timeout (a ring hands over
-	# a partly filled block only then): first wait, bounded, for the session
-	# expecting the most packets, then compare all, again while some are short.
-	t0=$(now_ms)
-	late=
-	while [ "$(poll_packets "$sentinel")" -lt "$most" ]; do
-		late=1
-		[ $(($(now_ms) - t0)) -lt "$SETTLE_MS" ] || break
-		nap 0.05
-	done
-	while :; do
-		cs -j list >"$TDIR/list.json" 2>&1
-		cs -j poll "$sample" >"$TDIR/sample.poll" 2>&1
-		compare "$sample" >"$TDIR/compare.out"
-		rc=$?
-		[ "$rc" -eq 1 ] && [ $(($(now_ms) - t0)) -lt "$SETTLE_MS" ] || break
-		late=1
-		nap 0.2
-	done
-	[ -z "$late" ] || late=", counters caught up after $(($(now_ms) - t0)) ms"
-	if [ "$rc" -eq 0 ]; then
-		pass "replay $file: ${#names[@]} sessions exact ($REPLAY_PACKETS packets at $REPLAY_PPS pps$late)"
-	else
-		fail "replay $file: $(wc -l <"$TDIR/compare.out") problem(s) in ${#names[@]} sessions ($REPLAY_PACKETS packets at $REPLAY_PPS pps)"
-		indent <"$TDIR/compare.out"
-	fi
-	daemon_stop
+# check_file FILE: what every session counted since the last list must be
+# FILE's rows of expected.tsv; prints one line per problem, exit 0 when all
+# are exact, 1 when some are still short (worth another look), 2 otherwise.
+check_file() {
+	"$PY" - "$TDIR" "$1" "$HOST_IF" <<'EOF'
+import json, sys
+d, file, iface = sys.argv[1:]
+prev = {s["session"]: s for s in json.load(open(d + "/prev.json"))}
+now = {s["session"]: s for s in json.load(open(d + "/list.json"))}
+status = 0
+def problem(text, short=False):
+    global status
+    print(text)
+    status = max(status, 1 if short else 2)
+for line in open(d + "/plan.tsv"):
+    f, name, pk, by, flt = line.rstrip("\n").split("\t", 4)
+    if f != file:
+        continue
+    for path in ("kernel", "pcap"):
+        s = path[0] + name
+        if s not in now or s not in prev:
+            problem("%s '%s': not listed" % (s, flt))
+            continue
+        a, b = prev[s], now[s]
+        dp, db = b["packets"] - a["packets"], b["bytes"] - a["bytes"]
+        why = []
+        if (dp, db) != (int(pk), int(by)):
+            why.append("expected %s packets %s bytes, counted %d packets %d bytes"
+                       % (pk, by, dp, db))
+        if b["drops"]:
+            why.append("%d drops" % b["drops"])
+        if b["mode"] != path or b["state"] != "running" or b["interface"] != iface:
+            why.append("mode %s state %s interface %s" % (b["mode"], b["state"], b["interface"]))
+        if why:
+            problem("%s '%s' (%s): %s" % (s, flt, path, "; ".join(why)),
+                    short=len(why) == 1 and dp < int(pk))
+sys.exit(status)
+EOF
 }
 
 # ---- main
 
 start=$(now_ms)
 veth_up rp || exit 1
+rm -f "$STATE"
+daemon_start -B "$DAEMON_BUFFER_KB" || exit 1
+if ! new_all; then
+	fail "replay: creating the sessions failed"
+	indent <"$TDIR/new.out"
+	exit 1
+fi
+nsess=$((2 * ${#FNAME[@]}))
+cs -j list >"$TDIR/prev.json" || die "replay: list failed"
+check_eq "replay: $nsess sessions, half of them in the kernel" "$((nsess / 2))" \
+    "$("$PY" -c 'import json,sys; print(sum(s["mode"] == "kernel" for s in json.load(sys.stdin)))' <"$TDIR/prev.json")"
+
 mapfile -t files < <(cut -f1 "$TDIR/plan.tsv" | awk '!seen[$0]++')
-for k in "${!files[@]}"; do
-	replay_file "$k" "${files[$k]}"
+for file in "${files[@]}"; do
+	replay "$CORPUS/$file" || continue
+	# Counters trail the wire by the kernel path's fold and the daemon's
+	# turn on the CPU: look again, bounded, while some are short.
+	t0=$(now_ms)
+	while :; do
+		cs -j list >"$TDIR/list.json"
+		check_file "$file" >"$TDIR/check.out"
+		rc=$?
+		[ "$rc" -eq 1 ] && [ $(($(now_ms) - t0)) -lt "$SETTLE_MS" ] || break
+		nap 0.1
+	done
+	n=$(awk -F'\t' -v f="$file" '$1 == f' "$TDIR/plan.tsv" | wc -l)
+	if [ "$rc" -eq 0 ]; then
+		pass "replay $file: $n filters exact on both paths ($REPLAY_PACKETS packets at $REPLAY_PPS pps)"
+	else
+		fail "replay $file: $(wc -l <"$TDIR/check.out") problem(s)"
+		indent <"$TDIR/check.out"
+	fi
+	mv "$TDIR/list.json" "$TDIR/prev.json"
 done
+
+# The segment says what the daemon says, for every session.
+cs metrics >"$TDIR/metrics.txt"
+check_eq "replay: the segment agrees with the daemon on every session" "" \
+    "$("$PY" - "$TDIR" <<'EOF'
+import json, re, sys
+d = sys.argv[1]
+seg = {}
+for line in open(d + "/metrics.txt"):
+    m = re.match(r'capstats_packets_total\{session="([^"]+)"', line)
+    if m:
+        seg[m.group(1)] = int(line.split()[-1])
+for s in json.load(open(d + "/prev.json")):
+    if seg.get(s["session"]) != s["packets"]:
+        print("%s: segment %s, daemon %s" % (s["session"], seg.get(s["session"]), s["packets"]))
+EOF
+)"
 printf '  %s files replayed at %s pps in %s ms\n' "${#files[@]}" "$REPLAY_PPS" "$(($(now_ms) - start))"
 exit 0

@@ -17,7 +17,7 @@ for i in range(int(sys.argv[1])): s.sendto(b'x' * 50, ('127.0.0.1', 9))
 daemon_start -i lo || exit 1
 check "a session" cs new web interface lo filter udp port 9
 lo_udp 7
-sleep 0.05
+wait_count web 7
 
 for cmd in "poll web" "watch web frequency 0.01 count 3" "metrics"; do
 	strace -f -qq -e trace=socket,connect -o "$TDIR/strace" \
@@ -33,7 +33,7 @@ check_eq "the Python reader prints what poll -j prints" \
     "$(cs -j poll web)" "$("$PY" "$py" -m "$SHM" poll web)"
 check_eq "... after more traffic too" 7 "$(cs -j poll web | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["packets"])')"
 lo_udp 3
-sleep 0.05
+wait_count web 10
 check_eq "... and again" "$(cs -j poll web)" "$("$PY" "$py" -m "$SHM" poll web)"
 check_fails "the Python reader refuses an unknown session" 1 "$PY" "$py" -m "$SHM" poll nosuch
 
@@ -55,7 +55,7 @@ check_match "... as unknown" "no session named web" "$ERR"
 
 # metrics are in the Prometheus text format with the poll values
 lo_udp 4
-sleep 0.05
+wait_count other 4
 m=$(cs metrics)
 check_match "metrics has the packet counter" \
     "capstats_packets_total\\{session=\"other\",interface=\"lo\"\\} 4" "$m"
