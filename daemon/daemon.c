@@ -32,7 +32,7 @@
 
 struct config cfg;
 
-#define FOLD_MS		5	/* the kernel path's counters reach the segment */
+#define FOLD_MS		2	/* the kernel path's counters reach the segment */
 
 static int epfd = -1;
 static volatile int quit;
