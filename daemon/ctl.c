@@ -34,12 +34,15 @@ struct client {
 	uint64_t		 deadline;	/* monotonic: dropped if idle past it */
 	bool			 closing;	/* close once the reply is sent */
 	bool			 draining;	/* reply sent; discarding input until EOF */
+	bool			 eof;		/* the peer sends no more */
+	bool			 more;		/* a complete request waits in in[] */
 	size_t			 discarded;
 	uid_t			 uid;
 };
 
 static TAILQ_HEAD(, client) clients = TAILQ_HEAD_INITIALIZER(clients);
 static unsigned nclients;
+static unsigned nmore;		/* clients with a request waiting */
 static struct evsrc listener = { .fd = -1 };
 static char sockpath[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static char lockpath[sizeof(sockpath) + 8];
@@ -153,9 +156,12 @@ rep_err(struct reply *r, enum ctl_status st, const char *fmt, ...)
 
 /* Clients. */
 
+static void client_set_more(struct client *, bool);
+
 static void
 client_close(struct client *c)
 {
+	client_set_more(c, false);
 	ev_del(&c->ev);
 	close(c->ev.fd);
 	TAILQ_REMOVE(&clients, c, entry);
@@ -235,35 +241,55 @@ client_drain(struct client *c)
 }
 
 static void
-client_read(struct client *c)
+client_set_more(struct client *c, bool more)
+{
+	if (c->more != more)
+		nmore += more ? 1 : -1;
+	c->more = more;
+}
+
+/*
+ * Answer the next complete request, one per loop turn, so that a client
+ * that sends many at once takes its turn with the others.
+ */
+static void
+client_next(struct client *c)
 {
 	char *lf;
 	size_t used;
-	ssize_t n;
 
-	n = recv(c->ev.fd, c->in + c->inlen, sizeof(c->in) - c->inlen, 0);
-	if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
-		c->closing = true;
-		c->inlen = 0;
-		return;
-	}
-	if (n == -1)
-		return;
-	c->inlen += (size_t)n;
-	c->deadline = now_mono() + CTL_IDLE_MS * 1000000ull;
-	used = 0;
-	while (!c->closing &&
-	    (lf = memchr(c->in + used, '\n', c->inlen - used)) != NULL) {
-		client_request(c, c->in + used, (size_t)(lf - (c->in + used)));
+	if (!c->closing && (lf = memchr(c->in, '\n', c->inlen)) != NULL) {
+		client_request(c, c->in, (size_t)(lf - c->in));
 		used = (size_t)(lf - c->in) + 1;
-	}
-	memmove(c->in, c->in + used, c->inlen - used);
-	c->inlen -= used;
-	if (!c->closing && c->inlen == sizeof(c->in)) {
+		memmove(c->in, c->in + used, c->inlen - used);
+		c->inlen -= used;
+		c->deadline = now_mono() + CTL_IDLE_MS * 1000000ull;
+	} else if (!c->closing && c->inlen == sizeof(c->in)) {
 		rep_err(&c->out, CTL_TOOLONG,
 		    "request longer than %d bytes", CTL_REQUEST_MAX);
 		c->closing = true;
 	}
+	/* After the peer's EOF, a partial last line is never completed. */
+	if (c->eof && !c->closing && memchr(c->in, '\n', c->inlen) == NULL)
+		c->closing = true;
+	client_set_more(c, !c->closing && memchr(c->in, '\n', c->inlen) != NULL);
+}
+
+static void
+client_read(struct client *c)
+{
+	ssize_t n;
+
+	if (!c->eof && c->inlen < sizeof(c->in)) {
+		n = recv(c->ev.fd, c->in + c->inlen, sizeof(c->in) - c->inlen, 0);
+		if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR))
+			c->eof = true;
+		else if (n > 0) {
+			c->inlen += (size_t)n;
+			c->deadline = now_mono() + CTL_IDLE_MS * 1000000ull;
+		}
+	}
+	client_next(c);
 }
 
 static void
@@ -373,6 +399,33 @@ ctl_accept(struct evsrc *src, uint32_t events)
 		log_warn("accept");
 		ev_mod(&listener, 0);
 		accept_paused_until = now_mono() + ACCEPT_PAUSE_NS;
+	}
+}
+
+bool
+ctl_any_pending(void)
+{
+	return nmore > 0;
+}
+
+/* Clients with requests read but not yet answered: one more each. */
+void
+ctl_run_pending(void)
+{
+	struct client *c, *next;
+
+	if (nmore == 0)
+		return;
+	for (c = TAILQ_FIRST(&clients); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		if (!c->more)
+			continue;
+		client_next(c);
+		if (c->out.failed) {
+			client_close(c);
+			continue;
+		}
+		client_flush(c);
 	}
 }
 

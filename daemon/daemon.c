@@ -174,7 +174,7 @@ loop(void)
 
 	while (!quit) {
 		n = epoll_wait(epfd, events, MAX_EVENTS,
-		    sess_any_pending() ? 0 : -1);
+		    sess_any_pending() || ctl_any_pending() ? 0 : -1);
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
@@ -185,6 +185,7 @@ loop(void)
 			src->fn(src, events[i].events);
 		}
 		sess_run_pending();
+		ctl_run_pending();
 	}
 }
 

@@ -77,6 +77,8 @@ void cmd_exec(char *line, struct reply *);
 /* ctl.c: the control socket. */
 int ctl_init(const char *path, char *err, size_t errlen);
 void ctl_tick(uint64_t now);
+bool ctl_any_pending(void);	/* a client has a request read, not answered */
+void ctl_run_pending(void);
 void ctl_shutdown(void);
 
 /* A session and the path that counts for it. */
