@@ -185,24 +185,6 @@ EOF
 
 # ---- the dashboard server
 
-# bg_reap PID SECONDS: wait (bounded) for PID, a tracked child, to end;
-# REAPED is its exit status, or "timeout" once it had to be killed. PID is
-# forgotten either way, so that a reused pid is never signalled.
-bg_reap() {
-	local pid=$1 x keep=()
-	REAPED=timeout
-	if wait_exit "$pid" "$2"; then
-		wait "$pid"
-		REAPED=$?
-	else
-		kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-	fi
-	for x in "${T_BG[@]}"; do
-		[ "$x" = "$pid" ] || keep+=("$x")
-	done
-	T_BG=("${keep[@]}")
-}
 
 
 # start_dashboard VAR ARGS...: dashboard.py on a free loopback port, its

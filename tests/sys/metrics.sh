@@ -122,24 +122,6 @@ check_fails "promtool refuses a broken exposition" 1 promtool check metrics <"$T
 
 # ---- the exporter
 
-# bg_reap PID SECONDS: wait (bounded) for PID, a tracked child, to end;
-# REAPED is its exit status, or "timeout" once it had to be killed. PID is
-# forgotten either way, so that a reused pid is never signalled.
-bg_reap() {
-	local pid=$1 x keep=()
-	REAPED=timeout
-	if wait_exit "$pid" "$2"; then
-		wait "$pid"
-		REAPED=$?
-	else
-		kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-	fi
-	for x in "${T_BG[@]}"; do
-		[ "$x" = "$pid" ] || keep+=("$x")
-	done
-	T_BG=("${keep[@]}")
-}
 
 
 "$PY" "$EXPORTER" --listen 127.0.0.1:0 --capstats "$CAPSTATS" -m "$SHM" \
