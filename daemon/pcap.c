@@ -3,9 +3,11 @@
  * the filter in the kernel, a small snapshot length and a ring of frames;
  * each packet costs one callback that adds to the session's totals.
  */
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
+#include <linux/filter.h>
 #include <net/if.h>
 
 #include <errno.h>
@@ -20,9 +22,7 @@
 
 /*
  * The kernel runs the filter on the whole packet whatever the snapshot
- * length; only the ring's copy is cut. 128 bytes keeps the ring dense and
- * still holds every header a filter reads when libpcap must re-check the
- * packets queued before a filter change.
+ * length; only the ring's copy is cut, and nothing here reads it.
  *
  * Immediate mode gives a ring of small fixed frames (TPACKET_V2), each
  * packet readable as soon as it is queued: the ring holds as many packets
@@ -36,6 +36,7 @@
 struct pcap_state {
 	pcap_t		*p;
 	uint64_t	 since_ns;	/* packets stamped earlier are not counted */
+	uint64_t	 until_ns;	/* nor, when not 0, packets stamped later */
 };
 
 static void
@@ -47,7 +48,7 @@ count_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *bytes)
 
 	(void)bytes;
 	ts = (uint64_t)h->ts.tv_sec * 1000000000u + (uint64_t)h->ts.tv_usec;
-	if (ts < ps->since_ns)
+	if (ts < ps->since_ns || (ps->until_ns != 0 && ts >= ps->until_ns))
 		return;
 	s->packets++;
 	s->bytes += h->len;
@@ -71,23 +72,30 @@ iface_up(const char *name)
 }
 
 /*
- * Put PROG in place and make sure the kernel runs it: libpcap falls back
- * to filtering in user space, on a cut snapshot, when the kernel refuses.
+ * Attach PROG to the capture socket ourselves. pcap_setfilter() would also
+ * have libpcap check again in user space, on the 128-byte copy, at least
+ * the next packet after the change, and a filter that reads further would
+ * wrongly reject it; the time fence in count_packet() does that job here.
  */
 static enum ctl_status
 install(pcap_t *p, struct bpf_program *prog, char *err, size_t errlen)
 {
+	struct sock_fprog fprog = {
+		.len = (unsigned short)prog->bf_len,
+		.filter = (struct sock_filter *)prog->bf_insns,
+	};
 	socklen_t len = 0;
-	int rc;
+	int fd = pcap_fileno(p);
 
-	rc = pcap_setfilter(p, prog);
-	if (rc == -1) {
-		snprintf(err, errlen, "setting filter: %s", pcap_geterr(p));
+	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog,
+	    sizeof(fprog)) == -1) {
+		snprintf(err, errlen, "the kernel did not take the filter (%u "
+		    "instructions): %s", prog->bf_len, strerror(errno));
 		pcap_freecode(prog);
 		return CTL_BADFILTER;
 	}
-	if (getsockopt(pcap_fileno(p), SOL_SOCKET, SO_GET_FILTER, NULL,
-	    &len) == -1 || len != prog->bf_len) {
+	if (getsockopt(fd, SOL_SOCKET, SO_GET_FILTER, NULL, &len) == -1 ||
+	    len != prog->bf_len) {
 		snprintf(err, errlen, "the kernel did not take the filter "
 		    "(%u instructions)", prog->bf_len);
 		pcap_freecode(prog);
@@ -119,12 +127,18 @@ activate_error(pcap_t *p, int rc, const char *iface, char *err, size_t errlen)
 	}
 }
 
+static void pcap_path_stats(struct sess *);
+
+/*
+ * A handle on S's interface counting FILTER from *SINCE on: what reached
+ * the ring before the filter was in place is stamped earlier.
+ */
 static enum ctl_status
-pcap_path_open(struct sess *s, char *err, size_t errlen)
+handle_open(struct sess *s, const char *filter, pcap_t **out, uint64_t *since,
+    char *err, size_t errlen)
 {
 	char ebuf[PCAP_ERRBUF_SIZE];
 	struct bpf_program prog;
-	struct pcap_state *ps;
 	enum ctl_status st;
 	pcap_t *p;
 	int rc;
@@ -133,13 +147,8 @@ pcap_path_open(struct sess *s, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: interface is down", s->iface);
 		return CTL_BADIFACE;
 	}
-	if ((ps = calloc(1, sizeof(*ps))) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return CTL_NOMEM;
-	}
 	if ((p = pcap_create(s->iface, ebuf)) == NULL) {
 		snprintf(err, errlen, "%s: %s", s->iface, ebuf);
-		free(ps);
 		return CTL_BADIFACE;
 	}
 	pcap_set_snaplen(p, SNAPLEN);
@@ -152,23 +161,42 @@ pcap_path_open(struct sess *s, char *err, size_t errlen)
 	}
 	if (rc > 0)
 		log_debug("session %s: %s", s->name, pcap_geterr(p));
-	if ((st = filter_compile(p, s->filter, &prog, err, errlen)) != CTL_OK ||
-	    (st = install(p, &prog, err, errlen)) != CTL_OK)
+	if ((st = filter_compile(p, filter, &prog, err, errlen)) != CTL_OK)
 		goto fail;
 	if (pcap_setnonblock(p, 1, ebuf) == -1) {
 		snprintf(err, errlen, "%s: %s", s->iface, ebuf);
+		pcap_freecode(&prog);
 		st = CTL_INTERNAL;
 		goto fail;
 	}
-	ps->p = p;
-	ps->since_ns = now_real();
-	s->path_state = ps;
-	s->ev.fd = pcap_get_selectable_fd(p);
+	if ((st = install(p, &prog, err, errlen)) != CTL_OK)
+		goto fail;
+	*since = now_real();
+	*out = p;
 	return CTL_OK;
 fail:
 	pcap_close(p);
-	free(ps);
 	return st;
+}
+
+static enum ctl_status
+pcap_path_open(struct sess *s, char *err, size_t errlen)
+{
+	struct pcap_state *ps;
+	enum ctl_status st;
+
+	if ((ps = calloc(1, sizeof(*ps))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return CTL_NOMEM;
+	}
+	if ((st = handle_open(s, s->filter, &ps->p, &ps->since_ns, err,
+	    errlen)) != CTL_OK) {
+		free(ps);
+		return st;
+	}
+	s->path_state = ps;
+	s->ev.fd = pcap_get_selectable_fd(ps->p);
+	return CTL_OK;
 }
 
 static enum ctl_status
@@ -189,16 +217,39 @@ pcap_path_check(struct sess *s, const char *filter, char *err, size_t errlen)
 	return st;
 }
 
+/*
+ * A new handle takes over from time T, when its filter is in place; the old
+ * one counts what arrived before T, then goes. Each packet reaches both
+ * rings, so nothing is missed and nothing is counted twice.
+ */
 static enum ctl_status
 pcap_path_refilter(struct sess *s, const char *filter, char *err, size_t errlen)
 {
 	struct pcap_state *ps = s->path_state;
-	struct bpf_program prog;
 	enum ctl_status st;
+	uint64_t t;
+	pcap_t *p;
 
-	if ((st = filter_compile(ps->p, filter, &prog, err, errlen)) != CTL_OK)
+	if ((st = handle_open(s, filter, &p, &t, err, errlen)) != CTL_OK)
 		return st;
-	return install(ps->p, &prog, err, errlen);
+	ps->until_ns = t;
+	while (pcap_dispatch(ps->p, -1, count_packet, (u_char *)s) > 0)
+		;
+	pcap_path_stats(s);
+	s->drops_base += s->drops;
+	s->if_drops_base += s->if_drops;
+	s->drops = s->if_drops = 0;
+	ev_del(&s->ev);
+	pcap_close(ps->p);
+	ps->p = p;
+	ps->since_ns = t;
+	ps->until_ns = 0;
+	s->ev.fd = pcap_get_selectable_fd(p);
+	if (ev_add(&s->ev, EPOLLIN) == -1) {
+		snprintf(err, errlen, "epoll: %s", strerror(errno));
+		return CTL_INTERNAL;
+	}
+	return CTL_OK;
 }
 
 static int
