@@ -166,6 +166,7 @@ uint64_t sess_total_drops(const struct sess *);
 uint64_t sess_total_if_drops(const struct sess *);
 const char *sess_state_word(enum capstats_state);
 const char *sess_default_iface(char *err, size_t errlen);
+int iface_flags(const char *name);	/* SIOCGIFFLAGS, or -1 */
 
 /*
  * compile.c: pcap_compile() FILTER for P in a child, with a deadline; a

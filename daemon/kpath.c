@@ -5,7 +5,6 @@
  * space. This file owns the groups; xlate.c translates, bpfsys.c loads.
  */
 #include <sys/epoll.h>
-#include <sys/ioctl.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 
@@ -70,21 +69,6 @@ skip_outgoing(struct bpf_program *prog)
 	return 0;
 }
 
-static bool
-is_loopback(const char *iface)
-{
-	struct ifreq ifr;
-	int fd, rc;
-
-	if ((fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
-		return false;
-	memset(&ifr, 0, sizeof(ifr));
-	strlcpy(ifr.ifr_name, iface, sizeof(ifr.ifr_name));
-	rc = ioctl(fd, SIOCGIFFLAGS, &ifr);
-	close(fd);
-	return rc == 0 && (ifr.ifr_flags & IFF_LOOPBACK);
-}
-
 static LIST_HEAD(, kgroup) groups = LIST_HEAD_INITIALIZER(groups);
 static int available = -1;	/* probed once */
 static char unavailable_why[256];
@@ -123,6 +107,10 @@ kpath_compile(const char *iface, const char *filter, struct bpf_program *prog,
 	pcap_t *p;
 	int rc;
 
+	if ((rc = iface_flags(iface)) != -1 && !(rc & IFF_UP)) {
+		snprintf(err, errlen, "%s: interface is down", iface);
+		return CTL_BADIFACE;
+	}
 	if ((p = pcap_create(iface, ebuf)) == NULL) {
 		snprintf(err, errlen, "%s: %s", iface, ebuf);
 		return CTL_BADIFACE;
@@ -147,7 +135,8 @@ kpath_compile(const char *iface, const char *filter, struct bpf_program *prog,
 		return st;
 	}
 	pcap_close(p);
-	if (is_loopback(iface) && skip_outgoing(prog) == -1) {
+	if ((rc = iface_flags(iface)) != -1 && (rc & IFF_LOOPBACK) &&
+	    skip_outgoing(prog) == -1) {
 		pcap_freecode(prog);
 		snprintf(err, errlen, "out of memory");
 		return CTL_NOMEM;

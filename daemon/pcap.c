@@ -4,7 +4,6 @@
  * each packet costs one callback that adds to the session's totals.
  */
 #include <sys/epoll.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <linux/filter.h>
@@ -53,22 +52,6 @@ count_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *bytes)
 	s->packets++;
 	s->bytes += h->len;
 	s->last_packet_ns = ts;
-}
-
-static bool
-iface_up(const char *name)
-{
-	struct ifreq ifr;
-	int fd, up = -1;
-
-	if ((fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
-		return true;	/* let libpcap say what is wrong */
-	memset(&ifr, 0, sizeof(ifr));
-	strlcpy(ifr.ifr_name, name, sizeof(ifr.ifr_name));
-	if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0)
-		up = (ifr.ifr_flags & IFF_UP) != 0;
-	close(fd);
-	return up != 0;
 }
 
 /*
@@ -141,9 +124,9 @@ handle_open(struct sess *s, const char *filter, pcap_t **out, uint64_t *since,
 	struct bpf_program prog;
 	enum ctl_status st;
 	pcap_t *p;
-	int rc;
+	int rc, flags;
 
-	if (!iface_up(s->iface)) {
+	if ((flags = iface_flags(s->iface)) != -1 && !(flags & IFF_UP)) {
 		snprintf(err, errlen, "%s: interface is down", s->iface);
 		return CTL_BADIFACE;
 	}

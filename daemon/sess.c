@@ -4,13 +4,17 @@
  * counting itself belongs to a path (pcap.c); this file never sees a packet.
  */
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+
+#include <net/if.h>
 
 #include <errno.h>
 #include <pcap/pcap.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "daemon.h"
 #include "log.h"
@@ -496,6 +500,21 @@ sess_tick(uint64_t now, bool stats)
 				sess_publish(s);
 		}
 	}
+}
+
+int
+iface_flags(const char *name)
+{
+	struct ifreq ifr;
+	int fd, rc;
+
+	if ((fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	memset(&ifr, 0, sizeof(ifr));
+	strlcpy(ifr.ifr_name, name, sizeof(ifr.ifr_name));
+	rc = ioctl(fd, SIOCGIFFLAGS, &ifr);
+	close(fd);
+	return rc == -1 ? -1 : (unsigned short)ifr.ifr_flags;
 }
 
 /* The interface tcpdump would pick: the first that is up, running and not loopback. */

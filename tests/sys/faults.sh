@@ -64,6 +64,11 @@ check_eq "it counts on from its kept counters" 64 "$(field v packets)"
 # An interface that goes down and up again.
 ip link set dev "$HOST_IF" down
 check "down interface: error state" wait_state v error
+for m in kernel pcap auto; do
+	check_fails "new on a down interface is refused ($m)" 1 \
+	    cs new d interface "$HOST_IF" mode "$m" filter
+	check_match "... saying so ($m)" "$HOST_IF: interface is down" "$ERR"
+done
 ip link set dev "$HOST_IF" up
 check "up again: running" wait_state v running
 replay "$ntp" 2000
