@@ -27,24 +27,6 @@ state_word(uint32_t st)
 }
 
 static uint64_t
-mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t
-real_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t
 stale_ns(const struct capstats_daemon *d)
 {
 	uint64_t ns = STALE_BEATS * d->heartbeat_interval_ns;
@@ -178,7 +160,7 @@ watch_line(struct watch *w, const struct capstats_snapshot *sn, uint64_t now)
 {
 	double dt, pps = -1, bps = -1;
 	char t[128], p[32], b[32], dr[32], pr[32], br[32];
-	uint64_t real = real_ns();
+	uint64_t real = now_real();
 
 	if (w->have_prev && now > w->prev_ns) {
 		dt = (double)(now - w->prev_ns) / 1e9;
@@ -232,10 +214,10 @@ watch_attach(struct watch *w)
 		}
 		/* A new daemon restores its sessions just after it starts. */
 		if (w->missing_since == 0) {
-			w->missing_since = mono_ns();
+			w->missing_since = now_mono();
 			fprintf(stderr, "capstats: daemon restarted; waiting for "
 			    "session %s\n", w->name);
-		} else if (mono_ns() - w->missing_since > RESTORE_PATIENCE_NS) {
+		} else if (now_mono() - w->missing_since > RESTORE_PATIENCE_NS) {
 			fprintf(stderr, "capstats: session %s did not come back "
 			    "after the restart\n", w->name);
 			return 1;
@@ -278,7 +260,7 @@ watch_turn(struct watch *w)
 		    capstats_errmsg(w->cs));
 		return -1;
 	}
-	watch_line(w, &sn, mono_ns());
+	watch_line(w, &sn, now_mono());
 	return 0;
 }
 
@@ -298,7 +280,7 @@ local_watch(const struct options *o, const char *name, double seconds,
 		return EXIT_REFUSED;
 	}
 	watch_header(&w);
-	next = mono_ns();
+	next = now_mono();
 	while (count <= 0 || printed < count) {
 		rc = watch_turn(&w);
 		if (rc == 1)
@@ -397,7 +379,7 @@ local_metrics(const struct options *o)
 			printf("\"} %" PRIu64 "\n", metric_value(m, &sn[i]));
 		}
 	}
-	now = mono_ns();
+	now = now_mono();
 	printf("# HELP capstats_heartbeat_age_seconds Seconds since the "
 	    "daemon's last heartbeat.\n# TYPE capstats_heartbeat_age_seconds "
 	    "gauge\ncapstats_heartbeat_age_seconds %.3f\n",

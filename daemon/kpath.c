@@ -368,14 +368,11 @@ kpath_take(struct sess *s, uint64_t now_real_ns)
 	return true;
 }
 
+/* The fold keeps the counts; this path drops nothing. */
 static void
 kpath_stats(struct sess *s)
 {
-	struct kstate *ks = s->path_state;
-	char err[256];
-
-	if (bpfsys_map_fetch(&ks->g->map, err, sizeof(err)) == 0)
-		kpath_take(s, now_real());
+	(void)s;
 }
 
 static void
@@ -385,6 +382,9 @@ kpath_close(struct sess *s)
 	struct kgroup *g = ks->g;
 	char err[256];
 
+	/* The last counts, before the program stops counting for S. */
+	if (bpfsys_map_fetch(&g->map, err, sizeof(err)) == 0)
+		kpath_take(s, now_real());
 	g->member[ks->idx] = NULL;
 	g->nmembers--;
 	if (g->nmembers > 0 && g->ev.fd != -1 &&
