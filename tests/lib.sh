@@ -497,6 +497,37 @@ wait_count() {
 	done
 }
 
+# odd_iface NAME PEER: a veth NAME whose peer PEER waits, down, in $NETNS:
+# an interface that carries nothing, for names that need escaping. FAILs and
+# returns 1 when it cannot be made; cleanup deletes it by name.
+odd_iface() {
+	if ! ip link add name "$1" type veth peer name "$2" netns "$NETNS" \
+	    2>"$TDIR/odd.err"; then
+		fail "${T_TAG}: cannot create interface $1"
+		indent <"$TDIR/odd.err"
+		return 1
+	fi
+	T_LINKS+=("$1")
+	echo 1 >"/proc/sys/net/ipv6/conf/$1/disable_ipv6"
+	ip link set dev "$1" up
+}
+
+# http_get URL OUT: the body on stdout; the status and content type in
+# OUT.status and OUT.type (an HTTP error is an answer too)
+http_get() {
+	"$PY" - "$1" "$2" <<-'EOF'
+	import sys, urllib.request, urllib.error
+	url, out = sys.argv[1:]
+	try:
+	    r = urllib.request.urlopen(url, timeout=10)
+	except urllib.error.HTTPError as e:
+	    r = e
+	open(out + ".status", "w").write(str(r.status))
+	open(out + ".type", "w").write(r.headers.get("Content-Type", ""))
+	sys.stdout.buffer.write(r.read())
+	EOF
+}
+
 # ---------------------------------------------------------------- cleanup
 
 # cleanup (EXIT trap): stop what this run started, by pid; delete the links

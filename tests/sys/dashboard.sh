@@ -212,19 +212,7 @@ start_dashboard() {
 }
 
 # fetch URL: the body; status and content type in $TDIR/fetch.{status,type}
-fetch() {
-	"$PY" - "$1" "$TDIR/fetch" <<-'EOF'
-	import sys, urllib.request, urllib.error
-	url, out = sys.argv[1:]
-	try:
-	    r = urllib.request.urlopen(url, timeout=10)
-	except urllib.error.HTTPError as e:
-	    r = e
-	open(out + ".status", "w").write(str(r.status))
-	open(out + ".type", "w").write(r.headers.get("Content-Type", ""))
-	sys.stdout.buffer.write(r.read())
-	EOF
-}
+fetch() { http_get "$1" "$TDIR/fetch"; }
 
 # polls: `capstats -j poll` of every session, as {name: {packets, bytes, drops}}
 polls() {

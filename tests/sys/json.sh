@@ -118,14 +118,7 @@ veth_up json || exit 1
 # namespace, stays down, so it carries nothing. Deleted by name at the end.
 ODD="cj\"\\$$"
 ODD=${ODD:0:15}
-if ip link add name "$ODD" type veth peer name "csjo$$" netns "$NETNS" 2>"$TDIR/odd.err"; then
-	T_LINKS+=("$ODD")
-	echo 1 >"/proc/sys/net/ipv6/conf/$ODD/disable_ipv6"
-	ip link set dev "$ODD" up
-else
-	fail "json: cannot create interface $ODD"
-	indent <"$TDIR/odd.err"
-fi
+odd_iface "$ODD" "csjo$$"
 daemon_start -i "$HOST_IF" || exit 1
 
 jcheck "new -j" object cs -j new web filter udp port 123

@@ -88,14 +88,7 @@ veth_up prom || exit 1
 # nothing (its peer stays down); its session ends up in the error state.
 ODD="cm\"\\$$"
 ODD=${ODD:0:15}
-if ip link add name "$ODD" type veth peer name "csmo$$" netns "$NETNS" 2>"$TDIR/odd.err"; then
-	T_LINKS+=("$ODD")
-	echo 1 >"/proc/sys/net/ipv6/conf/$ODD/disable_ipv6"
-	ip link set dev "$ODD" up
-else
-	fail "metrics: cannot create interface $ODD"
-	indent <"$TDIR/odd.err"
-fi
+odd_iface "$ODD" "csmo$$"
 daemon_start -i "$HOST_IF" || exit 1
 check "new all" cs new all filter
 check "new udp" cs new udp filter udp
@@ -144,19 +137,7 @@ pass "exporter listens on 127.0.0.1:$port"
 
 # scrape PATH: status, content type and body of http://127.0.0.1:$port/PATH
 # in $TDIR/scrape.{status,type,body}
-scrape() {
-	"$PY" - "http://127.0.0.1:$port$1" "$TDIR/scrape" <<-'EOF'
-	import sys, urllib.request, urllib.error
-	url, out = sys.argv[1:]
-	try:
-	    r = urllib.request.urlopen(url, timeout=10)
-	except urllib.error.HTTPError as e:
-	    r = e
-	open(out + ".status", "w").write(str(r.status))
-	open(out + ".type", "w").write(r.headers.get("Content-Type", ""))
-	open(out + ".body", "wb").write(r.read())
-	EOF
-}
+scrape() { http_get "http://127.0.0.1:$port$1" "$TDIR/scrape" >"$TDIR/scrape.body"; }
 
 scrape /metrics
 check_eq "scrape: status 200" 200 "$(cat "$TDIR/scrape.status")"
