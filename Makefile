@@ -11,12 +11,17 @@ DESTDIR	?=
 
 CC	?= cc
 PKGS	 = libpcap libbsd-overlay
+# capstats loads libpcap in daemon mode only (daemon/pcaplib.c), by the
+# name the library was built with; the tests and bench programs link it.
+PCAP_SONAME ?= $(shell readelf -d "$$($(CC) -print-file-name=libpcap.so)" 2>/dev/null | \
+	   sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
 WARN	 = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	   -Wformat=2 -Wno-format-nonliteral
 CFLAGS	?= -O2 -g
 CFLAGS	+= -std=gnu11 $(WARN) $(EXTRA_CFLAGS)
 CPPFLAGS += -D_GNU_SOURCE -Ishm -Idaemon -Iclient $(shell pkg-config --cflags $(PKGS))
 LDLIBS	+= $(shell pkg-config --libs $(PKGS))
+BIN_LIBS = $(shell pkg-config --libs libbsd-overlay) -ldl
 WERROR	?= 1
 ifeq ($(WERROR),1)
 CFLAGS	+= -Werror
@@ -26,7 +31,8 @@ SONAME	 = libcapstats.so.1
 SHM_SRC	 = shm/reader.c
 DAEMON_SRC = daemon/daemon.c daemon/ctl.c daemon/cmd.c daemon/sess.c daemon/pcap.c \
 	     daemon/kpath.c daemon/xlate.c daemon/bpfsys.c daemon/compile.c \
-	     daemon/state.c daemon/log.c daemon/proto.c shm/writer.c
+	     daemon/state.c daemon/log.c daemon/proto.c daemon/pcaplib.c \
+	     shm/writer.c
 CLIENT_SRC = client/main.c client/request.c client/output.c client/local.c
 SRC	 = $(CLIENT_SRC) $(DAEMON_SRC) $(SHM_SRC)
 HDR	 = $(wildcard shm/*.h daemon/*.h client/*.h)
@@ -47,7 +53,9 @@ capstats: $(B)/capstats
 	cp $(B)/capstats $@
 
 $(B)/capstats: $(OBJ)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJ) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJ) $(BIN_LIBS)
+
+$(B)/daemon/pcaplib.o: CPPFLAGS += -DPCAP_SONAME='"$(PCAP_SONAME)"'
 
 $(B)/%.o: %.c $(HDR)
 	@mkdir -p $(@D)

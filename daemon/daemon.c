@@ -285,6 +285,8 @@ daemon_main(const struct options *o)
 	pid_t other;
 
 	log_init(true, o->debug);
+	if (pcaplib_load(err, sizeof(err)) == -1)
+		fatalx("%s", err);
 	cfg.default_iface = o->iface;
 	cfg.max_sessions = o->max_sessions;
 	cfg.buffer_kb = o->buffer_kb;

@@ -33,6 +33,9 @@ struct options {
 
 int daemon_main(const struct options *);
 
+/* Load libpcap, which only the daemon uses (pcaplib.c). */
+int pcaplib_load(char *err, size_t errlen);
+
 /* An event source in the loop: called with the epoll events that fired. */
 struct evsrc {
 	int	  fd;
