@@ -36,7 +36,8 @@ struct config cfg;
 
 static int epfd = -1;
 static volatile int quit;
-static struct evsrc sigsrc, timersrc, foldsrc = { .fd = -1 };
+static struct evsrc sigsrc, timersrc, foldsrc = { .fd = -1 },
+    pollsrc = { .fd = -1 };
 static unsigned ticks;
 
 uint64_t
@@ -92,13 +93,23 @@ on_signal(struct evsrc *src, uint32_t events)
 	}
 }
 
+/* A periodic timer fired: true once per read of its expirations. */
+static bool
+expired(int fd)
+{
+	uint64_t expirations;
+
+	return read(fd, &expirations, sizeof(expirations)) ==
+	    sizeof(expirations);
+}
+
 static void
 on_timer(struct evsrc *src, uint32_t events)
 {
-	uint64_t expirations, now;
+	uint64_t now;
 
 	(void)events;
-	if (read(src->fd, &expirations, sizeof(expirations)) != sizeof(expirations))
+	if (!expired(src->fd))
 		return;
 	now = now_mono();
 	ticks++;
@@ -109,22 +120,40 @@ on_timer(struct evsrc *src, uint32_t events)
 static void
 on_fold(struct evsrc *src, uint32_t events)
 {
-	uint64_t expirations;
-
 	(void)events;
-	if (read(src->fd, &expirations, sizeof(expirations)) == sizeof(expirations))
+	if (expired(src->fd))
 		kpath_fold();
+}
+
+static void
+on_poll(struct evsrc *src, uint32_t events)
+{
+	(void)events;
+	if (expired(src->fd))
+		sess_poll_tick();
+}
+
+static void
+periodic(struct evsrc *src, long ns, bool on)
+{
+	struct itimerspec its = { { 0, 0 }, { 0, 0 } };
+
+	if (on)
+		its.it_interval.tv_nsec = its.it_value.tv_nsec = ns;
+	if (src->fd != -1 && timerfd_settime(src->fd, 0, &its, NULL) == -1)
+		log_warn("timer");
 }
 
 void
 fold_timer(bool on)
 {
-	struct itimerspec its = { { 0, 0 }, { 0, 0 } };
+	periodic(&foldsrc, FOLD_MS * 1000000L, on);
+}
 
-	if (on)
-		its.it_interval.tv_nsec = its.it_value.tv_nsec = FOLD_MS * 1000000L;
-	if (foldsrc.fd != -1 && timerfd_settime(foldsrc.fd, 0, &its, NULL) == -1)
-		log_warn("fold timer");
+void
+poll_timer(bool on)
+{
+	periodic(&pollsrc, (long)POLL_NS, on);
 }
 
 static int
@@ -158,6 +187,10 @@ setup_loop(char *err, size_t errlen)
 	foldsrc.fn = on_fold;
 	if ((foldsrc.fd = timerfd_create(CLOCK_MONOTONIC,
 	    TFD_NONBLOCK | TFD_CLOEXEC)) == -1 || ev_add(&foldsrc, EPOLLIN) == -1)
+		goto fail;
+	pollsrc.fn = on_poll;
+	if ((pollsrc.fd = timerfd_create(CLOCK_MONOTONIC,
+	    TFD_NONBLOCK | TFD_CLOEXEC)) == -1 || ev_add(&pollsrc, EPOLLIN) == -1)
 		goto fail;
 	return 0;
 fail:

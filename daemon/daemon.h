@@ -113,6 +113,14 @@ void kpath_fold(void);		/* fold the kernel's counters into the sessions */
 /* daemon.c: fold the kernel path's counters every few ms, or stop. */
 void fold_timer(bool on);
 
+/*
+ * A session whose packets come faster than one per POLL_NS is read every
+ * POLL_NS (sess_poll_tick) instead of woken per packet, until a read finds
+ * nothing; poll_timer runs that tick while any session needs it.
+ */
+#define POLL_NS		(1000000ull)
+void poll_timer(bool on);
+
 /* The counting path a session asks for. */
 enum sess_mode {
 	SESS_AUTO,	/* the kernel's when the filter translates, else libpcap's */
@@ -139,6 +147,9 @@ struct sess {
 	const struct path_ops	*path;
 	void			*path_state;
 	bool			 pending;	/* the last collect hit its budget */
+	bool			 polled;	/* read on the poll tick, not woken */
+	TAILQ_ENTRY(sess)	 poll_entry;
+	uint64_t		 woken_ns;	/* monotonic: the last wake-up */
 	uint64_t		 created_ns, modified_ns;	/* realtime */
 	uint64_t		 retry_at;	/* monotonic: next reopen attempt */
 	/* Totals over every open of the path. */
@@ -162,6 +173,7 @@ void sess_fail(struct sess *, const char *why);
 void sess_publish(struct sess *);
 void sess_tick(uint64_t now, bool stats);
 void sess_run_pending(void);
+void sess_poll_tick(void);
 bool sess_any_pending(void);
 void sess_shutdown(void);
 int sess_init(const char *shmname, uint32_t slots, char *err, size_t errlen);

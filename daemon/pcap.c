@@ -28,7 +28,8 @@
  * as fit, however slowly they come. A ring of blocks (TPACKET_V3) hands a
  * whole block to user space on a timer, however few packets it holds, so
  * at low rates a few blocks fill with a packet each and a short stall of
- * the daemon drops packets.
+ * the daemon drops packets. A busy ring is read on a tick instead of per
+ * packet (sess.c), which a ring of frames allows without losing them.
  */
 #define SNAPLEN		128
 
@@ -228,7 +229,7 @@ pcap_path_refilter(struct sess *s, const char *filter, char *err, size_t errlen)
 	ps->since_ns = t;
 	ps->until_ns = 0;
 	s->ev.fd = pcap_get_selectable_fd(p);
-	if (ev_add(&s->ev, EPOLLIN) == -1) {
+	if (ev_add(&s->ev, s->polled ? 0 : EPOLLIN) == -1) {
 		snprintf(err, errlen, "epoll: %s", strerror(errno));
 		return CTL_INTERNAL;
 	}

@@ -28,6 +28,8 @@ struct sess_list sessions = TAILQ_HEAD_INITIALIZER(sessions);
 static struct shmw *shm;
 static unsigned nsess;
 static unsigned npending;	/* sessions whose last turn hit its budget */
+static TAILQ_HEAD(, sess) polled = TAILQ_HEAD_INITIALIZER(polled);
+static unsigned npolled;
 
 static const char *const state_words[] = {
 	[CAPSTATS_FREE] = "free",
@@ -162,7 +164,8 @@ sess_set_pending(struct sess *s, bool pending)
 	s->pending = pending;
 }
 
-static void
+/* Count what S's path has: how many packets, or -1 when S failed. */
+static int
 sess_collect(struct sess *s, uint32_t events)
 {
 	char err[256];
@@ -181,19 +184,72 @@ sess_collect(struct sess *s, uint32_t events)
 		n = -1;
 	}
 	if (n < 0) {
-		sess_set_pending(s, false);
 		sess_fail(s, err);
-		return;
+		return -1;
 	}
 	sess_set_pending(s, n >= BURST);
 	if (n > 0)
 		sess_publish(s);
+	return n;
 }
 
 static void
+sess_polled_list(struct sess *s, bool on)
+{
+	if (s->polled == on)
+		return;
+	if (on)
+		TAILQ_INSERT_TAIL(&polled, s, poll_entry);
+	else
+		TAILQ_REMOVE(&polled, s, poll_entry);
+	s->polled = on;
+	npolled += on ? 1 : -1;
+	if (npolled == (on ? 1 : 0))
+		poll_timer(on);
+}
+
+/*
+ * Stop or start S's wake-ups. Its socket stays in epoll, so errors are
+ * still seen; a level-triggered fd made readable again reports at once
+ * whatever came in between.
+ */
+static void
+sess_poll(struct sess *s, bool on)
+{
+	if (ev_mod(&s->ev, on ? 0 : EPOLLIN) == -1) {
+		log_warn("session %s: epoll", s->name);
+		return;
+	}
+	sess_polled_list(s, on);
+}
+
+/*
+ * Woken for packets. Two wake-ups within one poll interval mean the
+ * packets come faster than it: from now on they are read on the tick.
+ */
+static void
 sess_io(struct evsrc *src, uint32_t events)
 {
-	sess_collect((struct sess *)src, events);
+	struct sess *s = (struct sess *)src;
+	uint64_t now = now_mono();
+
+	if (sess_collect(s, events) > 0 && !s->polled &&
+	    now - s->woken_ns < POLL_NS)
+		sess_poll(s, true);
+	s->woken_ns = now;
+}
+
+/* Read every polled session; one that had nothing is woken again. */
+void
+sess_poll_tick(void)
+{
+	struct sess *s, *next;
+
+	for (s = TAILQ_FIRST(&polled); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, poll_entry);
+		if (sess_collect(s, 0) == 0)
+			sess_poll(s, false);
+	}
 }
 
 bool
@@ -298,6 +354,7 @@ sess_close(struct sess *s)
 	s->if_drops_base += s->if_drops;
 	s->drops = s->if_drops = 0;
 	sess_set_pending(s, false);
+	sess_polled_list(s, false);
 }
 
 void

@@ -1,0 +1,62 @@
+# tests/sys/wakeups.sh: the libpcap path wakes per packet only while packets
+# are few: a busy session is read on the daemon's millisecond tick, counts
+# stay exact through the changes, and the tick stops once traffic does.
+. "${TOP:-.}/tests/lib.sh"
+require_root
+require_capstats
+need ip ethtool tcpreplay python3
+
+N=20000 PPS=20000 SLOW=50
+# N Ethernet/IPv4/UDP frames to port 9000, 60 bytes each.
+"$PY" - "$TDIR/udp.pcap" "$N" <<'EOF'
+import struct, sys
+path, n = sys.argv[1], int(sys.argv[2])
+with open(path, "wb") as f:
+    f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
+    for i in range(n):
+        udp = struct.pack("!HHHH", 40000 + i % 1000, 9000, 8 + 18, 0) + bytes(18)
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), i & 0xffff,
+                         0, 64, 17, 0, bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
+        frame = bytes.fromhex("020000000002020000000001") + b"\x08\x00" + ip + udp
+        f.write(struct.pack("<IIII", i // 1000000, i % 1000000, len(frame), len(frame)) + frame)
+EOF
+head -c $((24 + SLOW * 76)) "$TDIR/udp.pcap" >"$TDIR/slow.pcap"
+
+# switches: the daemon's voluntary context switches, one per wait for events
+switches() { sed -n 's/^voluntary_ctxt_switches:[[:space:]]*//p' "/proc/$T_DPID/status"; }
+field() { cs -j poll busy | "$PY" -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+
+veth_up wake || exit 1
+daemon_start -i "$HOST_IF" || exit 1
+check "new, pcap path" cs new busy mode pcap filter "udp dst port 9000"
+
+a=$(switches)
+replay "$TDIR/udp.pcap" "$PPS"
+wait_count busy "$N"
+b=$(switches)
+check_eq "every packet of $N at $PPS/s is counted" "$N" "$(field packets)"
+check_eq "and none dropped" 0 "$(field drops)"
+# Woken per packet, the daemon would wait about N times.
+if [ $((b - a)) -lt $((N / 4)) ]; then
+	pass "$N packets at $PPS/s cost $((b - a)) wake-ups, not one each"
+else
+	fail "$N packets at $PPS/s cost $((b - a)) wake-ups"
+fi
+
+# Idle, only the 50 ms heartbeat wakes it: 20 a second, not 1000.
+nap 0.2
+a=$(switches)
+nap 1
+b=$(switches)
+if [ $((b - a)) -lt 100 ]; then
+	pass "idle after the traffic, $((b - a)) wake-ups in 1 s: the tick has stopped"
+else
+	fail "idle after the traffic, $((b - a)) wake-ups in 1 s"
+fi
+
+# Slow traffic is read as it comes again, and exactly.
+replay "$TDIR/slow.pcap" 100
+wait_count busy $((N + SLOW))
+check_eq "then $SLOW packets at 100/s are counted too" $((N + SLOW)) "$(field packets)"
+check "the daemon is still running" daemon_alive
+daemon_stop
