@@ -247,7 +247,7 @@ c_ref() {
 		return 1
 		;;
 	settle)
-		sleep 0.1	# it drains its rings before it prints
+		sleep 0.3	# as long as capstats gets; it drains its rings before it prints
 		;;
 	stop)
 		bg_stop "${C_PIDS[0]}"
