@@ -29,7 +29,6 @@ static struct shmw *shm;
 static unsigned nsess;
 static unsigned npending;	/* sessions whose last turn hit its budget */
 static TAILQ_HEAD(, sess) polled = TAILQ_HEAD_INITIALIZER(polled);
-static unsigned npolled;
 
 static const char *const state_words[] = {
 	[CAPSTATS_FREE] = "free",
@@ -196,6 +195,8 @@ sess_collect(struct sess *s, uint32_t events)
 static void
 sess_polled_list(struct sess *s, bool on)
 {
+	bool was_empty = TAILQ_EMPTY(&polled);
+
 	if (s->polled == on)
 		return;
 	if (on)
@@ -203,9 +204,8 @@ sess_polled_list(struct sess *s, bool on)
 	else
 		TAILQ_REMOVE(&polled, s, poll_entry);
 	s->polled = on;
-	npolled += on ? 1 : -1;
-	if (npolled == (on ? 1 : 0))
-		poll_timer(on);
+	if (TAILQ_EMPTY(&polled) != was_empty)
+		poll_timer(was_empty);
 }
 
 /*
