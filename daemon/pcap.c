@@ -229,7 +229,7 @@ pcap_path_refilter(struct sess *s, const char *filter, char *err, size_t errlen)
 	ps->since_ns = t;
 	ps->until_ns = 0;
 	s->ev.fd = pcap_get_selectable_fd(p);
-	if (ev_add(&s->ev, s->polled ? 0 : EPOLLIN) == -1) {
+	if (!s->polled && ev_add(&s->ev, EPOLLIN) == -1) {
 		snprintf(err, errlen, "epoll: %s", strerror(errno));
 		return CTL_INTERNAL;
 	}

@@ -209,14 +209,17 @@ sess_polled_list(struct sess *s, bool on)
 }
 
 /*
- * Stop or start S's wake-ups. Its socket stays in epoll, so errors are
- * still seen; a level-triggered fd made readable again reports at once
- * whatever came in between.
+ * Stop or start S's wake-ups. Out of epoll, its socket has no waiter for
+ * the kernel to call on each packet; an error shows in the tick's read,
+ * and a level-triggered fd added back reports at once whatever came in
+ * between.
  */
 static void
 sess_poll(struct sess *s, bool on)
 {
-	if (ev_mod(&s->ev, on ? 0 : EPOLLIN) == -1) {
+	if (on)
+		ev_del(&s->ev);
+	else if (ev_add(&s->ev, EPOLLIN) == -1) {
 		log_warn("session %s: epoll", s->name);
 		return;
 	}
