@@ -36,6 +36,7 @@ struct counter {
 	pcap_t		*p;
 	uint64_t	 packets, bytes;
 	uint64_t	 woken_ns;	/* the last wake-up for this handle */
+	int		 fd;		/* its socket; pollfd's fd is -1 while polled */
 };
 
 static volatile sig_atomic_t quit;
@@ -113,7 +114,7 @@ open_all(const char *iface, int buffer_kb, const char *path, int n,
 		if (line[0] == '\0' || line[0] == '#')
 			continue;
 		c[i].p = open_one(iface, buffer_kb, line);
-		pfd[i].fd = pcap_get_selectable_fd(c[i].p);
+		pfd[i].fd = c[i].fd = pcap_get_selectable_fd(c[i].p);
 		pfd[i].events = POLLIN;
 		i++;
 	}
@@ -122,9 +123,10 @@ open_all(const char *iface, int buffer_kb, const char *path, int n,
 }
 
 /*
- * One wait and what follows it. A handle woken twice within POLL_NS stops
- * waking (events 0; errors still show) and is read every POLL_NS; a read
- * that finds nothing makes it wake again. -1 when a socket failed.
+ * One wait and what follows it. A handle woken twice within POLL_NS leaves
+ * the poll set (so the kernel has no waiter to call per packet; a failure
+ * shows in its read) and is read every POLL_NS; a read that finds nothing
+ * puts it back. -1 when a socket failed.
  */
 static int
 loop_once(struct counter *c, struct pollfd *pfd, int n, const sigset_t *wait)
@@ -135,7 +137,7 @@ loop_once(struct counter *c, struct pollfd *pfd, int n, const sigset_t *wait)
 	int i, got, polled = 0;
 
 	for (i = 0; i < n; i++)
-		polled += pfd[i].events == 0;
+		polled += pfd[i].fd < 0;
 	if (polled > 0) {
 		if (next_round < now)
 			next_round = now;
@@ -152,14 +154,16 @@ loop_once(struct counter *c, struct pollfd *pfd, int n, const sigset_t *wait)
 	for (i = 0; i < n; i++) {
 		if (pfd[i].revents & (POLLERR | POLLHUP | POLLNVAL))
 			return -1;
-		if (pfd[i].events == 0 && now >= next_round) {
+		if (pfd[i].fd < 0 && now >= next_round) {
 			got = pcap_dispatch(c[i].p, -1, count, (u_char *)&c[i]);
+			if (got < 0)
+				return -1;
 			if (got == 0)
-				pfd[i].events = POLLIN;
+				pfd[i].fd = c[i].fd;
 		} else if (pfd[i].revents & POLLIN) {
 			got = pcap_dispatch(c[i].p, -1, count, (u_char *)&c[i]);
 			if (got > 0 && now - c[i].woken_ns < POLL_NS)
-				pfd[i].events = 0;
+				pfd[i].fd = -1;
 			c[i].woken_ns = now;
 		}
 	}
