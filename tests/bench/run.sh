@@ -6,7 +6,7 @@
 # scan, a `poll` process, a socket round trip, and freshness. Prints a
 # table; writes build/bench/results.tsv and results.md. Targets are
 # reported as PASS/MISS and never fail the run; it fails only when it
-# cannot measure. BENCH_QUICK=1: one N, three rates.
+# cannot measure. BENCH_QUICK=1: one N, three rates; BENCH_N="1 64": these N.
 #
 # The generator runs on the last CPU, where the kernel's receive work (every
 # capture socket's filter) also runs, in its softirq; the counting processes
@@ -33,6 +33,12 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
 else
 	NS=(1 8 64) RATES=(20000 50000 100000 200000 400000) DUR=2 PROBES=300
 fi
+# BENCH_N="64": only these numbers of filters
+[ -n "${BENCH_N:-}" ] && read -r -a NS <<<"$BENCH_N"
+for n in "${NS[@]}"; do
+	[[ $n =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] && [ "$n" -le 64 ] ||
+	    die "BENCH_N: give numbers of filters from 1 to 64"
+done
 SATURATED=0.9	# below this share of a rate the generator is at its limit
 
 require_root
