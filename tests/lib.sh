@@ -474,6 +474,22 @@ replay() {
 	return 0
 }
 
+# poll_field NAME KEY: one value of session NAME's counters (`poll -j`)
+poll_field() {
+	cs -j poll "$1" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$2"
+}
+
+# wait_state NAME STATE: bounded wait (3 s) until the segment says STATE
+wait_state() {
+	local n=60
+	while [ "$n" -gt 0 ]; do
+		[ "$(poll_field "$1" state 2>/dev/null)" = "$2" ] && return 0
+		nap 0.05
+		n=$((n - 1))
+	done
+	return 1
+}
+
 # wait_count NAME PACKETS [SECONDS]: bounded wait (default 3 s) until session
 # NAME's packet counter (`poll -j`, from the segment) reaches PACKETS; 1 if it
 # did not. Counters trail the wire by the daemon's ring timeout and its turn

@@ -9,7 +9,6 @@ need ip ethtool tcpreplay python3
 corpus=${CAPSTATS_CORPUS:-$TOP/../shared/corpus}
 ntp=$corpus/zeek-ntp-NTP_sync.pcap	# 32 packets, 3315 bytes
 json() { "$PY" -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
-field() { cs -j poll "$1" | json "d['$2']"; }
 lo_udp() {	# lo_udp N: N datagrams to a closed port on loopback
 	"$PY" -c "
 import socket, sys
@@ -17,35 +16,24 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for i in range(int(sys.argv[1])): s.sendto(b'x' * 10, ('127.0.0.1', 9))
 " "$1"
 }
-# wait_state NAME STATE: bounded wait until the segment says STATE
-wait_state() {
-	local n=60
-	while [ "$n" -gt 0 ]; do
-		[ "$(field "$1" state 2>/dev/null)" = "$2" ] && return 0
-		sleep 0.05
-		n=$((n - 1))
-	done
-	return 1
-}
-
 veth_up flt || exit 1
 daemon_start || exit 1
 check "session on the veth" cs new v interface "$HOST_IF" filter
 check "session on loopback" cs new l interface lo filter udp port 9
 replay "$ntp" 2000
 wait_count v 32
-check_eq "the veth session counts" 32 "$(field v packets)"
+check_eq "the veth session counts" 32 "$(poll_field v packets)"
 
 # The interface disappears: the session reports it, the others count on.
 ip link del dev "$HOST_IF"
 check "the session goes to error when its interface is deleted" wait_state v error
 check_match "show says why" "error +.*$HOST_IF" "$(cs show v)"
 check_match "list shows the error state" "^v +$HOST_IF +error " "$(cs list | grep '^v ')"
-check_eq "its counters are kept" 32 "$(field v packets)"
-before=$(field l packets)
+check_eq "its counters are kept" 32 "$(poll_field v packets)"
+before=$(poll_field l packets)
 lo_udp 5
 wait_count l $((before + 5))
-check_eq "the other session counts on" $((before + 5)) "$(field l packets)"
+check_eq "the other session counts on" $((before + 5)) "$(poll_field l packets)"
 check "the daemon still answers" cs list
 
 # ...and comes back under the same name: counting resumes, counters kept.
@@ -59,7 +47,7 @@ ip -n "$NETNS" link set dev "$PEER_IF" up && ip link set dev "$HOST_IF" up ||
 check "the session runs again when the interface returns" wait_state v running
 replay "$ntp" 2000
 wait_count v 64
-check_eq "it counts on from its kept counters" 64 "$(field v packets)"
+check_eq "it counts on from its kept counters" 64 "$(poll_field v packets)"
 
 # An interface that goes down and up again.
 ip link set dev "$HOST_IF" down
@@ -73,7 +61,7 @@ ip link set dev "$HOST_IF" up
 check "up again: running" wait_state v running
 replay "$ntp" 2000
 wait_count v 96
-check_eq "and counting" 96 "$(field v packets)"
+check_eq "and counting" 96 "$(poll_field v packets)"
 
 # A killed watch client leaves the daemon untouched.
 cs watch l frequency 0.05 >/dev/null 2>&1 &

@@ -24,7 +24,6 @@ head -c $((24 + SLOW * 76)) "$TDIR/udp.pcap" >"$TDIR/slow.pcap"
 
 # switches: the daemon's voluntary context switches, one per wait for events
 switches() { sed -n 's/^voluntary_ctxt_switches:[[:space:]]*//p' "/proc/$T_DPID/status"; }
-field() { cs -j poll busy | "$PY" -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 
 veth_up wake || exit 1
 daemon_start -i "$HOST_IF" || exit 1
@@ -34,8 +33,8 @@ a=$(switches)
 replay "$TDIR/udp.pcap" "$PPS"
 wait_count busy "$N"
 b=$(switches)
-check_eq "every packet of $N at $PPS/s is counted" "$N" "$(field packets)"
-check_eq "and none dropped" 0 "$(field drops)"
+check_eq "every packet of $N at $PPS/s is counted" "$N" "$(poll_field busy packets)"
+check_eq "and none dropped" 0 "$(poll_field busy drops)"
 # Woken per packet, the daemon would wait about N times.
 if [ $((b - a)) -lt $((N / 4)) ]; then
 	pass "$N packets at $PPS/s cost $((b - a)) wake-ups, not one each"
@@ -57,6 +56,27 @@ fi
 # Slow traffic is read as it comes again, and exactly.
 replay "$TDIR/slow.pcap" 100
 wait_count busy $((N + SLOW))
-check_eq "then $SLOW packets at 100/s are counted too" $((N + SLOW)) "$(field packets)"
+check_eq "then $SLOW packets at 100/s are counted too" $((N + SLOW)) "$(poll_field busy packets)"
+
+# The interface goes while the session is read on the tick: the session
+# fails with the reason, and the daemon runs on.
+ip netns exec "$NETNS" tcpreplay -q --intf1="$PEER_IF" --pps="$PPS" --loop=0 \
+    "$TDIR/udp.pcap" >/dev/null 2>&1 &
+gen=$!
+bg_track "$gen"
+nap 0.5
+a=$(switches)
+nap 0.5
+b=$(switches)
+if [ $((b - a)) -lt $((PPS / 2 / 4)) ]; then
+	pass "under traffic again: $((b - a)) wake-ups in 0.5 s, read on the tick"
+else
+	fail "under traffic again: $((b - a)) wake-ups in 0.5 s"
+fi
+ip link del dev "$HOST_IF"
+bg_stop "$gen"
+check "deleting its interface meanwhile puts the session in error" \
+    wait_state busy error
+check_match "show says why" "error +.*$HOST_IF" "$(cs show busy)"
 check "the daemon is still running" daemon_alive
 daemon_stop
