@@ -115,10 +115,12 @@ void fold_timer(bool on);
 
 /*
  * A session whose packets come faster than one per POLL_NS is read every
- * POLL_NS (sess_poll_tick) instead of woken per packet, until a read finds
- * nothing; poll_timer runs that tick while any session needs it.
+ * POLL_NS (sess_poll_tick) instead of woken per packet, until POLL_IDLE
+ * reads in a row find nothing; poll_timer runs that tick while any session
+ * needs it. An empty read costs a system call, a wake-up several.
  */
 #define POLL_NS		(1000000ull)
+#define POLL_IDLE	8
 void poll_timer(bool on);
 
 /* The counting path a session asks for. */
@@ -148,6 +150,7 @@ struct sess {
 	void			*path_state;
 	bool			 pending;	/* the last collect hit its budget */
 	bool			 polled;	/* read on the poll tick, not woken */
+	unsigned		 idle;		/* empty reads on the tick in a row */
 	TAILQ_ENTRY(sess)	 poll_entry;
 	uint64_t		 woken_ns;	/* monotonic: the last wake-up */
 	uint64_t		 created_ns, modified_ns;	/* realtime */

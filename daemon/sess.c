@@ -204,6 +204,7 @@ sess_polled_list(struct sess *s, bool on)
 	else
 		TAILQ_REMOVE(&polled, s, poll_entry);
 	s->polled = on;
+	s->idle = 0;
 	if (TAILQ_EMPTY(&polled) != was_empty)
 		poll_timer(was_empty);
 }
@@ -242,15 +243,18 @@ sess_io(struct evsrc *src, uint32_t events)
 	s->woken_ns = now;
 }
 
-/* Read every polled session; one that had nothing is woken again. */
+/* Read every polled session; one that stays empty is woken again. */
 void
 sess_poll_tick(void)
 {
 	struct sess *s, *next;
+	int n;
 
 	for (s = TAILQ_FIRST(&polled); s != NULL; s = next) {
 		next = TAILQ_NEXT(s, poll_entry);
-		if (sess_collect(s, 0) == 0)
+		if ((n = sess_collect(s, 0)) > 0)
+			s->idle = 0;
+		else if (n == 0 && ++s->idle >= POLL_IDLE)
 			sess_poll(s, false);
 	}
 }
