@@ -4,7 +4,7 @@
  * kernel, a small snapshot, the daemon's ring size and ring kind, one poll
  * loop, and a callback that adds. Like the daemon, it reads a handle whose
  * packets come faster than one per millisecond every millisecond instead
- * of waking per packet, until a read finds nothing. It publishes nothing;
+ * of waking per packet, until its ring stays empty for a few reads. It publishes nothing;
  * on SIGTERM or SIGINT it drains the rings and prints "INDEX PACKETS BYTES
  * DROPS" per filter. It exits with an error if a capture socket fails.
  */
@@ -30,13 +30,15 @@
 #define SNAPLEN		96
 #define FILTER_MAX	2048
 #define DRAIN_MAX	64	/* dispatch calls per handle at the end */
-#define POLL_NS		1000000	/* the daemon's POLL_NS */
+#define POLL_NS		1000000	/* the daemon's POLL_NS and POLL_IDLE */
+#define POLL_IDLE	8
 
 struct counter {
 	pcap_t		*p;
 	uint64_t	 packets, bytes;
 	uint64_t	 woken_ns;	/* the last wake-up for this handle */
 	int		 fd;		/* its socket; pollfd's fd is -1 while polled */
+	int		 idle;		/* empty reads in a row while polled */
 };
 
 static volatile sig_atomic_t quit;
@@ -125,8 +127,8 @@ open_all(const char *iface, int buffer_kb, const char *path, int n,
 /*
  * One wait and what follows it. A handle woken twice within POLL_NS leaves
  * the poll set (so the kernel has no waiter to call per packet; a failure
- * shows in its read) and is read every POLL_NS; a read that finds nothing
- * puts it back. -1 when a socket failed.
+ * shows in its read) and is read every POLL_NS; POLL_IDLE reads in a row
+ * that find nothing put it back. -1 when a socket failed.
  */
 static int
 loop_once(struct counter *c, struct pollfd *pfd, int n, const sigset_t *wait)
@@ -158,8 +160,12 @@ loop_once(struct counter *c, struct pollfd *pfd, int n, const sigset_t *wait)
 			got = pcap_dispatch(c[i].p, -1, count, (u_char *)&c[i]);
 			if (got < 0)
 				return -1;
-			if (got == 0)
+			if (got > 0)
+				c[i].idle = 0;
+			else if (++c[i].idle >= POLL_IDLE) {
 				pfd[i].fd = c[i].fd;
+				c[i].idle = 0;
+			}
 		} else if (pfd[i].revents & POLLIN) {
 			got = pcap_dispatch(c[i].p, -1, count, (u_char *)&c[i]);
 			if (got > 0 && now - c[i].woken_ns < POLL_NS)
