@@ -36,8 +36,7 @@ struct config cfg;
 
 static int epfd = -1;
 static volatile int quit;
-static struct evsrc sigsrc, timersrc, foldsrc = { .fd = -1 },
-    pollsrc = { .fd = -1 };
+static struct evsrc sigsrc, timersrc;
 static unsigned ticks;
 
 uint64_t
@@ -93,23 +92,13 @@ on_signal(struct evsrc *src, uint32_t events)
 	}
 }
 
-/* A periodic timer fired: true once per read of its expirations. */
-static bool
-expired(int fd)
-{
-	uint64_t expirations;
-
-	return read(fd, &expirations, sizeof(expirations)) ==
-	    sizeof(expirations);
-}
-
 static void
 on_timer(struct evsrc *src, uint32_t events)
 {
-	uint64_t now;
+	uint64_t expirations, now;
 
 	(void)events;
-	if (!expired(src->fd))
+	if (read(src->fd, &expirations, sizeof(expirations)) != sizeof(expirations))
 		return;
 	now = now_mono();
 	ticks++;
@@ -117,43 +106,82 @@ on_timer(struct evsrc *src, uint32_t events)
 	ctl_tick(now);
 }
 
-static void
-on_fold(struct evsrc *src, uint32_t events)
-{
-	(void)events;
-	if (expired(src->fd))
-		kpath_fold();
-}
+/*
+ * Work due every few milliseconds runs from the loop's own timeout rather
+ * than a timer fd, which would cost a wake-up and a read each period.
+ */
+struct periodic {
+	uint64_t	  period_ns;
+	uint64_t	  next_ns;	/* monotonic; 0: off */
+	void		(*fn)(void);
+};
+
+static struct periodic fold = { FOLD_MS * 1000000ull, 0, kpath_fold };
+static struct periodic polltick = { POLL_NS, 0, sess_poll_tick };
+static struct periodic *const periodics[] = { &fold, &polltick };
 
 static void
-on_poll(struct evsrc *src, uint32_t events)
+periodic_set(struct periodic *p, bool on)
 {
-	(void)events;
-	if (expired(src->fd))
-		sess_poll_tick();
-}
-
-static void
-periodic(struct evsrc *src, long ns, bool on)
-{
-	struct itimerspec its = { { 0, 0 }, { 0, 0 } };
-
-	if (on)
-		its.it_interval.tv_nsec = its.it_value.tv_nsec = ns;
-	if (src->fd != -1 && timerfd_settime(src->fd, 0, &its, NULL) == -1)
-		log_warn("timer");
+	p->next_ns = on ? now_mono() + p->period_ns : 0;
 }
 
 void
 fold_timer(bool on)
 {
-	periodic(&foldsrc, FOLD_MS * 1000000L, on);
+	periodic_set(&fold, on);
 }
 
 void
 poll_timer(bool on)
 {
-	periodic(&pollsrc, (long)POLL_NS, on);
+	periodic_set(&polltick, on);
+}
+
+/* Run what is due at NOW; nanoseconds until the next, or -1 for none. */
+static int64_t
+periodic_run(uint64_t now)
+{
+	struct periodic *p;
+	int64_t wait = -1;
+	size_t i;
+
+	for (i = 0; i < sizeof(periodics) / sizeof(periodics[0]); i++) {
+		p = periodics[i];
+		if (p->next_ns != 0 && p->next_ns <= now) {
+			p->next_ns += p->period_ns;
+			if (p->next_ns <= now)	/* late: no catching up */
+				p->next_ns = now + p->period_ns;
+			p->fn();	/* may turn P off */
+		}
+		if (p->next_ns != 0 && (wait < 0 || (int64_t)(p->next_ns - now) < wait))
+			wait = (int64_t)(p->next_ns - now);
+	}
+	return wait;
+}
+
+/*
+ * epoll_wait for at most NS nanoseconds (-1: no limit). Without
+ * epoll_pwait2 (before Linux 5.11, or filtered out), whole milliseconds.
+ */
+static int
+loop_wait(struct epoll_event *events, int64_t ns)
+{
+	static bool ms_only;
+	struct timespec ts = { ns / 1000000000, ns % 1000000000 };
+	int n;
+
+	if (!ms_only) {
+		n = epoll_pwait2(epfd, events, MAX_EVENTS, ns < 0 ? NULL : &ts,
+		    NULL);
+		if (n != -1 || (errno != ENOSYS && errno != EPERM))
+			return n;
+		ms_only = true;
+		log_debug("epoll_pwait2: %s; waiting in whole milliseconds",
+		    strerror(errno));
+	}
+	return epoll_wait(epfd, events, MAX_EVENTS,
+	    ns < 0 ? -1 : (int)((ns + 999999) / 1000000));
 }
 
 static int
@@ -184,14 +212,6 @@ setup_loop(char *err, size_t errlen)
 	    timerfd_settime(timersrc.fd, 0, &its, NULL) == -1 ||
 	    ev_add(&timersrc, EPOLLIN) == -1)
 		goto fail;
-	foldsrc.fn = on_fold;
-	if ((foldsrc.fd = timerfd_create(CLOCK_MONOTONIC,
-	    TFD_NONBLOCK | TFD_CLOEXEC)) == -1 || ev_add(&foldsrc, EPOLLIN) == -1)
-		goto fail;
-	pollsrc.fn = on_poll;
-	if ((pollsrc.fd = timerfd_create(CLOCK_MONOTONIC,
-	    TFD_NONBLOCK | TFD_CLOEXEC)) == -1 || ev_add(&pollsrc, EPOLLIN) == -1)
-		goto fail;
 	return 0;
 fail:
 	snprintf(err, errlen, "event loop: %s", strerror(errno));
@@ -203,12 +223,14 @@ loop(void)
 {
 	struct epoll_event events[MAX_EVENTS];
 	struct evsrc *src;
+	int64_t wait;
 	int i, n;
 
 	while (!quit) {
-		n = epoll_wait(epfd, events, MAX_EVENTS,
-		    sess_any_pending() || ctl_any_pending() ? 0 : -1);
-		if (n == -1) {
+		wait = periodic_run(now_mono());
+		if (sess_any_pending() || ctl_any_pending())
+			wait = 0;
+		if ((n = loop_wait(events, wait)) == -1) {
 			if (errno == EINTR)
 				continue;
 			fatal("epoll_wait");
