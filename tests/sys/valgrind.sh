@@ -53,4 +53,7 @@ while s.recv(4096): pass
 CAPSTATS=$TDIR/vg
 daemon_stop
 check_eq "valgrind: the daemon exits 0 (99: memcheck found errors)" 0 "$DAEMON_RC"
-check_eq "valgrind: no error, no definite leak" "" "$(cat "$TDIR/valgrind.log")"
+# Valgrind may not know epoll_pwait2 (441) and says so in five lines; the
+# daemon then waits in whole milliseconds. Anything else is a finding.
+check_eq "valgrind: no error, no definite leak" "" \
+    "$(sed '/unhandled amd64-linux syscall: 441$/,+4d' "$TDIR/valgrind.log")"
