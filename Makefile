@@ -155,7 +155,7 @@ $(B)/bench/gen: tests/bench/gen.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
 
-$(B)/bench/ref: tests/bench/ref.c
+$(B)/bench/ref: tests/bench/ref.c daemon/daemon.h
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
 

@@ -18,6 +18,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "daemon.h"	/* POLL_NS and POLL_IDLE: read the rings as the daemon does */
+
 /*
  * Counting needs no packet bytes, but after pcap_setfilter() libpcap runs
  * the filter again in user space, on the cut copy, over what the ring held
@@ -30,8 +32,6 @@
 #define SNAPLEN		96
 #define FILTER_MAX	2048
 #define DRAIN_MAX	64	/* dispatch calls per handle at the end */
-#define POLL_NS		1000000	/* the daemon's POLL_NS and POLL_IDLE */
-#define POLL_IDLE	8
 
 struct counter {
 	pcap_t		*p;
