@@ -429,6 +429,23 @@ for a in sys.argv[1:]:
             print(*count(f))
 '
 
+# udp_pcap FILE N: a capture of N Ethernet/IPv4/UDP frames of 60 bytes from
+# 10.0.0.1 to 10.0.0.2 port 9000, source ports 40000-40999 in turn
+udp_pcap() {
+	"$PY" - "$1" "$2" <<'EOF'
+import struct, sys
+path, n = sys.argv[1], int(sys.argv[2])
+with open(path, "wb") as f:
+    f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
+    for i in range(n):
+        udp = struct.pack("!HHHH", 40000 + i % 1000, 9000, 8 + 18, 0) + bytes(18)
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), i & 0xffff,
+                         0, 64, 17, 0, bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
+        frame = bytes.fromhex("020000000002020000000001") + b"\x08\x00" + ip + udp
+        f.write(struct.pack("<IIII", i // 1000000, i % 1000000, len(frame), len(frame)) + frame)
+EOF
+}
+
 # replay FILE [PPS]: send FILE from the namespace end at PPS (default
 # $REPLAY_PPS), wait (bounded) until the host end received all of it, then
 # ~50 ms for the daemon to publish (exact checks: wait_count). FAILs and

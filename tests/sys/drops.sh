@@ -7,19 +7,7 @@ require_capstats
 need ip ethtool tcpreplay python3
 
 N=5000
-# N Ethernet/IPv4/UDP frames to port 9000, 60 bytes each.
-"$PY" - "$TDIR/udp.pcap" "$N" <<'EOF'
-import struct, sys
-path, n = sys.argv[1], int(sys.argv[2])
-with open(path, "wb") as f:
-    f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
-    for i in range(n):
-        udp = struct.pack("!HHHH", 40000, 9000, 8 + 18, 0) + bytes(18)
-        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), i, 0, 64, 17,
-                         0, bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
-        frame = bytes.fromhex("020000000002020000000001") + b"\x08\x00" + ip + udp
-        f.write(struct.pack("<IIII", 0, i, len(frame), len(frame)) + frame)
-EOF
+udp_pcap "$TDIR/udp.pcap" "$N"
 
 # settled NAME: packets and drops once two reads 300 ms apart agree (drop
 # counters are refreshed every 100 ms)

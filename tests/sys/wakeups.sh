@@ -7,20 +7,8 @@ require_capstats
 need ip ethtool tcpreplay python3
 
 N=20000 PPS=20000 SLOW=50
-# N Ethernet/IPv4/UDP frames to port 9000, 60 bytes each.
-"$PY" - "$TDIR/udp.pcap" "$N" <<'EOF'
-import struct, sys
-path, n = sys.argv[1], int(sys.argv[2])
-with open(path, "wb") as f:
-    f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
-    for i in range(n):
-        udp = struct.pack("!HHHH", 40000 + i % 1000, 9000, 8 + 18, 0) + bytes(18)
-        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), i & 0xffff,
-                         0, 64, 17, 0, bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
-        frame = bytes.fromhex("020000000002020000000001") + b"\x08\x00" + ip + udp
-        f.write(struct.pack("<IIII", i // 1000000, i % 1000000, len(frame), len(frame)) + frame)
-EOF
-head -c $((24 + SLOW * 76)) "$TDIR/udp.pcap" >"$TDIR/slow.pcap"
+udp_pcap "$TDIR/udp.pcap" "$N"
+udp_pcap "$TDIR/slow.pcap" "$SLOW"
 
 # switches: the daemon's voluntary context switches, one per wait for events
 switches() { sed -n 's/^voluntary_ctxt_switches:[[:space:]]*//p' "/proc/$T_DPID/status"; }
