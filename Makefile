@@ -30,6 +30,7 @@ endif
 SONAME	 = libcapstats.so.1
 SHM_SRC	 = shm/reader.c
 DAEMON_SRC = daemon/daemon.c daemon/ctl.c daemon/cmd.c daemon/sess.c daemon/pcap.c \
+	     daemon/link.c \
 	     daemon/kpath.c daemon/xlate.c daemon/bpfsys.c daemon/compile.c \
 	     daemon/state.c daemon/log.c daemon/proto.c daemon/pcaplib.c \
 	     shm/writer.c

@@ -303,12 +303,13 @@ bpfsys_attach(int sock, int prog_fd, char *err, size_t errlen)
  * ETH_P_ALL, by which time the program is in place.
  */
 int
-bpfsys_socket(int ifindex, int prog_fd, char *err, size_t errlen)
+bpfsys_socket(int ifindex, int type, int prog_fd, char *err,
+    size_t errlen)
 {
 	struct sockaddr_ll sll;
 	int fd, small = 1;
 
-	fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = socket(AF_PACKET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1) {
 		snprintf(err, errlen, "packet socket: %s", strerror(errno));
 		return -1;
@@ -398,7 +399,8 @@ bpfsys_available(char *why, size_t whylen)
 
 	if (bpfsys_map_create(&m, 1, why, whylen) == -1)
 		return -1;
-	if (xlate_build(&f, 1, m.fd, m.slots, &prog, why, whylen) == 0) {
+	if (xlate_build(&f, 1, m.fd, m.slots, NULL, &prog, why,
+	    whylen) == 0) {
 		if ((fd = bpfsys_prog_load(&prog, why, whylen)) >= 0) {
 			rc = probe_attach(fd, why, whylen);
 			close(fd);

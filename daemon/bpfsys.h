@@ -7,7 +7,7 @@
  *	bpfsys_map_create(&m, slots)		once; the counters live here
  *	xlate_build(filters, n, m.fd, m.slots)	for the interface's sessions
  *	bpfsys_prog_load(&prog)			then xlate_free(&prog)
- *	bpfsys_socket(ifindex, prog_fd)		once; then close(prog_fd)
+ *	bpfsys_socket(ifindex, type, prog_fd)	once; then close(prog_fd)
  * and on every new, modified or stopped session, build and load a program
  * for the new set and bpfsys_attach() it to the same socket: the map stays,
  * so every other session's counters go on. Read with bpfsys_map_fetch()
@@ -88,12 +88,15 @@ int	bpfsys_prog_load(const struct xlate_prog *prog, char *err,
 	    size_t errlen);
 
 /*
- * A packet socket that runs PROG_FD on every packet of interface IFINDEX,
- * both directions, and queues nothing (the program returns 0; the receive
- * buffer is the smallest anyway). The program is attached before the
- * socket is bound, so no packet is queued unfiltered. Close it to stop.
+ * A packet socket of TYPE (SOCK_RAW: packets from their link-layer header;
+ * SOCK_DGRAM: from their network header) that runs PROG_FD on every packet
+ * of interface IFINDEX (0: of every interface), both directions, and
+ * queues nothing (the program returns 0; the receive buffer is the
+ * smallest anyway). The program is attached before the socket is bound,
+ * so no packet is queued unfiltered. Close it to stop.
  */
-int	bpfsys_socket(int ifindex, int prog_fd, char *err, size_t errlen);
+int	bpfsys_socket(int ifindex, int type, int prog_fd, char *err,
+	    size_t errlen);
 
 /*
  * Replace the program SOCK runs with PROG_FD, atomically: each packet runs

@@ -1,7 +1,8 @@
 /*
  * cmd.c: one handler per control command. A handler parses its words,
  * validates them in a fixed order, acts through sess.c and writes its
- * reply; it never touches a socket.
+ * reply, or, for what waits for a filter to compile, finishes the reply
+ * when sess.c calls back; it never touches a socket.
  */
 #include <stdio.h>
 #include <string.h>
@@ -102,13 +103,55 @@ filter_ok(const char *filter, struct reply *r)
 	return true;
 }
 
+/* The end of a new: the session counts, or the reason it does not. */
+static void
+cmd_new_done(uint64_t client, struct sess *s, enum ctl_status st,
+    const char *err)
+{
+	struct reply *r;
+
+	if ((r = ctl_resume(client)) == NULL)
+		return;
+	if (st != CTL_OK)
+		rep_err(r, st, "%s", err);
+	else {
+		rep_row(r);
+		rep_str(r, "session", s->name);
+		rep_str(r, "interface", s->iface);
+		rep_str(r, "mode", s->path->name);
+		rep_str(r, "mode_reason", s->mode_why);
+		rep_u64(r, "slot", s->slot);
+		rep_u64(r, "session_id", s->session_id);
+		row_instance(r);
+		rep_ok(r);
+	}
+	ctl_resumed(client);
+}
+
+/* The end of a modify. */
+static void
+cmd_modify_done(uint64_t client, struct sess *s, enum ctl_status st,
+    const char *err)
+{
+	struct reply *r;
+
+	(void)s;
+	if ((r = ctl_resume(client)) == NULL)
+		return;
+	if (st != CTL_OK)
+		rep_err(r, st, "%s", err);
+	else
+		rep_ok(r);
+	ctl_resumed(client);
+}
+
 /* new NAME [interface IFACE] filter EXPR... */
 static void
 cmd_new(char *args, struct reply *r)
 {
 	char *name = next_word(&args), *w, *iface = NULL, *mode = NULL, err[512];
+	struct sess_waiter sw = { cmd_new_done, 0 };
 	enum ctl_status st;
-	struct sess *s;
 	int want = SESS_AUTO;
 
 	while ((w = next_word(&args)) != NULL && strcmp(w, "filter") != 0) {
@@ -133,7 +176,7 @@ cmd_new(char *args, struct reply *r)
 		    "characters of A-Za-z0-9._-", name, CAPSTATS_NAME_MAX);
 		return;
 	}
-	if (sess_find(name) != NULL) {
+	if (sess_name_taken(name)) {
 		rep_err(r, CTL_EXISTS, "session %s exists", name);
 		return;
 	}
@@ -143,22 +186,14 @@ cmd_new(char *args, struct reply *r)
 		rep_err(r, CTL_BADIFACE, "invalid interface name '%s'", iface);
 		return;
 	}
-	st = sess_new(name, iface, want, args ? args : "", false, err,
+	sw.client = r->client;
+	st = sess_new(name, iface, want, args ? args : "", &sw, err,
 	    sizeof(err));
 	if (st != CTL_OK) {
 		rep_err(r, st, "%s", err);
 		return;
 	}
-	s = sess_find(name);
-	rep_row(r);
-	rep_str(r, "session", s->name);
-	rep_str(r, "interface", s->iface);
-	rep_str(r, "mode", s->path->name);
-	rep_str(r, "mode_reason", s->mode_why);
-	rep_u64(r, "slot", s->slot);
-	rep_u64(r, "session_id", s->session_id);
-	row_instance(r);
-	rep_ok(r);
+	r->later = true;
 }
 
 /* modify NAME EXPR... */
@@ -167,16 +202,17 @@ cmd_modify(char *args, struct reply *r)
 {
 	char *name = next_word(&args), err[512];
 	const char *filter = args ? args : "";
+	struct sess_waiter sw = { cmd_modify_done, r->client };
 	enum ctl_status st;
 	struct sess *s;
 
 	if ((s = find_or_fail(name, r)) == NULL || !filter_ok(filter, r))
 		return;
-	if ((st = sess_modify(s, filter, err, sizeof(err))) != CTL_OK) {
+	if ((st = sess_modify(s, filter, &sw, err, sizeof(err))) != CTL_OK) {
 		rep_err(r, st, "%s", err);
 		return;
 	}
-	rep_ok(r);
+	r->later = true;
 }
 
 /* stop NAME */

@@ -36,12 +36,15 @@ struct client {
 	bool			 draining;	/* reply sent; discarding input until EOF */
 	bool			 eof;		/* the peer sends no more */
 	bool			 more;		/* a complete request waits in in[] */
+	bool			 waiting;	/* for the answer to its request */
 	size_t			 discarded;
 	uid_t			 uid;
+	uint64_t		 id;		/* never reused */
 };
 
 static TAILQ_HEAD(, client) clients = TAILQ_HEAD_INITIALIZER(clients);
 static unsigned nclients;
+static uint64_t last_id;
 static unsigned nmore;		/* clients with a request waiting */
 static struct evsrc listener = { .fd = -1 };
 static char sockpath[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -164,10 +167,11 @@ client_close(struct client *c)
 	client_set_more(c, false);
 	ev_del(&c->ev);
 	close(c->ev.fd);
+	c->ev.fd = -1;
 	TAILQ_REMOVE(&clients, c, entry);
 	nclients--;
 	free(c->out.buf);
-	free(c);
+	loop_free_later(c);
 	if (accept_full && nclients < CTL_CLIENTS_MAX) {
 		accept_full = false;
 		if (accept_paused_until == 0)
@@ -221,7 +225,10 @@ client_request(struct client *c, char *line, size_t len)
 		return;
 	}
 	log_debug("client uid %u: %s", (unsigned)c->uid, line);
+	c->out.client = c->id;
+	c->out.later = false;
 	cmd_exec(line, &c->out);
+	c->waiting = c->out.later;
 }
 
 /* After an error: drop input until EOF; false when the client is gone. */
@@ -258,6 +265,8 @@ client_next(struct client *c)
 	char *lf;
 	size_t used;
 
+	if (c->waiting)		/* one request at a time */
+		return;
 	if (!c->closing && (lf = memchr(c->in, '\n', c->inlen)) != NULL) {
 		client_request(c, c->in, (size_t)(lf - c->in));
 		used = (size_t)(lf - c->in) + 1;
@@ -270,9 +279,11 @@ client_next(struct client *c)
 		c->closing = true;
 	}
 	/* After the peer's EOF, a partial last line is never completed. */
-	if (c->eof && !c->closing && memchr(c->in, '\n', c->inlen) == NULL)
+	if (c->eof && !c->closing && !c->waiting &&
+	    memchr(c->in, '\n', c->inlen) == NULL)
 		c->closing = true;
-	client_set_more(c, !c->closing && memchr(c->in, '\n', c->inlen) != NULL);
+	client_set_more(c, !c->closing && !c->waiting &&
+	    memchr(c->in, '\n', c->inlen) != NULL);
 }
 
 static void
@@ -379,6 +390,7 @@ ctl_accept(struct evsrc *src, uint32_t events)
 		}
 		c->ev.fd = fd;
 		c->ev.fn = client_io;
+		c->id = ++last_id;
 		c->deadline = now_mono() + CTL_IDLE_MS * 1000000ull;
 		TAILQ_INSERT_TAIL(&clients, c, entry);
 		nclients++;
@@ -400,6 +412,46 @@ ctl_accept(struct evsrc *src, uint32_t events)
 		ev_mod(&listener, 0);
 		accept_paused_until = now_mono() + ACCEPT_PAUSE_NS;
 	}
+}
+
+static struct client *
+client_by_id(uint64_t id)
+{
+	struct client *c;
+
+	TAILQ_FOREACH(c, &clients, entry)
+		if (c->id == id)
+			return c;
+	return NULL;
+}
+
+struct reply *
+ctl_resume(uint64_t id)
+{
+	struct client *c = client_by_id(id);
+
+	return c != NULL && c->waiting ? &c->out : NULL;
+}
+
+/* The answer is in: send it; the next request is read on this turn. */
+void
+ctl_resumed(uint64_t id)
+{
+	struct client *c = client_by_id(id);
+
+	if (c == NULL || !c->waiting)
+		return;
+	c->waiting = false;
+	c->out.later = false;
+	c->deadline = now_mono() + CTL_IDLE_MS * 1000000ull;
+	if (c->out.failed) {
+		log_warnx("client uid %u: reply too large or out of memory",
+		    (unsigned)c->uid);
+		client_close(c);
+		return;
+	}
+	client_set_more(c, true);
+	client_flush(c);
 }
 
 bool
@@ -441,7 +493,7 @@ ctl_tick(uint64_t now)
 	}
 	for (c = TAILQ_FIRST(&clients); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, entry);
-		if (now >= c->deadline) {
+		if (!c->waiting && now >= c->deadline) {
 			log_debug("client uid %u: idle, dropped", (unsigned)c->uid);
 			client_close(c);
 		}

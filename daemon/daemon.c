@@ -39,6 +39,10 @@ static volatile int quit;
 static struct evsrc sigsrc, timersrc;
 static unsigned ticks;
 
+/* What ended during this turn of the loop, freed when the turn is over. */
+static void **graveyard;
+static size_t ngrave, gravecap;
+
 uint64_t
 now_mono(void)
 {
@@ -80,6 +84,34 @@ ev_del(struct evsrc *src)
 		epoll_ctl(epfd, EPOLL_CTL_DEL, src->fd, NULL);
 }
 
+/*
+ * An object that ends while the loop dispatches a batch of events may
+ * still be named by a later event of that batch: it is freed only once the
+ * batch is over, and its source, whose fd is -1 by then, is skipped.
+ */
+void
+loop_free_later(void *p)
+{
+	void **g;
+	size_t cap;
+
+	if (ngrave == gravecap) {
+		cap = gravecap ? gravecap * 2 : 64;
+		if ((g = reallocarray(graveyard, cap, sizeof(*g))) == NULL)
+			fatal("loop_free_later");
+		graveyard = g;
+		gravecap = cap;
+	}
+	graveyard[ngrave++] = p;
+}
+
+static void
+loop_bury(void)
+{
+	while (ngrave > 0)
+		free(graveyard[--ngrave]);
+}
+
 static void
 on_signal(struct evsrc *src, uint32_t events)
 {
@@ -102,6 +134,7 @@ on_timer(struct evsrc *src, uint32_t events)
 		return;
 	now = now_mono();
 	ticks++;
+	compile_tick(now);
 	sess_tick(now, ticks % STATS_TICKS == 0);
 	ctl_tick(now);
 }
@@ -227,6 +260,7 @@ loop(void)
 	int i, n;
 
 	while (!quit) {
+		compile_run_queue();
 		wait = periodic_run(now_mono());
 		if (sess_any_pending() || ctl_any_pending())
 			wait = 0;
@@ -237,10 +271,12 @@ loop(void)
 		}
 		for (i = 0; i < n; i++) {
 			src = events[i].data.ptr;
-			src->fn(src, events[i].events);
+			if (src->fd != -1)
+				src->fn(src, events[i].events);
 		}
 		sess_run_pending();
 		ctl_run_pending();
+		loop_bury();
 	}
 }
 
@@ -395,7 +431,10 @@ daemon_main(const struct options *o)
 	loop();
 
 	ctl_shutdown();
+	compile_shutdown();
 	sess_shutdown();
+	loop_bury();
+	free(graveyard);
 	pidfile_remove(pfh);
 	return 0;
 }

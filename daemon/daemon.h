@@ -45,6 +45,12 @@ struct evsrc {
 int ev_add(struct evsrc *, uint32_t events);
 int ev_mod(struct evsrc *, uint32_t events);
 void ev_del(struct evsrc *);
+/*
+ * Free P when the loop's turn is over. An object with an event source
+ * that ends during a turn sets the source's fd to -1 and goes here: a
+ * later event of the same batch may still name it, and is then skipped.
+ */
+void loop_free_later(void *p);
 uint64_t now_mono(void);	/* CLOCK_MONOTONIC ns */
 uint64_t now_real(void);	/* CLOCK_REALTIME ns */
 
@@ -62,9 +68,11 @@ extern struct config cfg;
 
 /* A reply being built for one request. */
 struct reply {
-	char	*buf;
-	size_t	 len, cap;
-	bool	 failed;	/* out of memory: the client is dropped */
+	char		*buf;
+	size_t		 len, cap;
+	bool		 failed;	/* out of memory: the client is dropped */
+	bool		 later;		/* the handler answers later */
+	uint64_t	 client;	/* who asked: for ctl_resume() */
 };
 
 void rep_row(struct reply *);
@@ -83,18 +91,73 @@ void ctl_tick(uint64_t now);
 bool ctl_any_pending(void);	/* a client has a request read, not answered */
 void ctl_run_pending(void);
 void ctl_shutdown(void);
+/*
+ * A handler that set r->later finishes its reply here: ctl_resume() gives
+ * the reply of CLIENT, or NULL when that client has gone; ctl_resumed()
+ * sends it, and the client's next request is read.
+ */
+struct reply *ctl_resume(uint64_t client);
+void ctl_resumed(uint64_t client);
+
+/*
+ * compile.c: pcap_compile() in a child, so the loop goes on while
+ * libpcap's optimizer works; a filter not compiled within the deadline is
+ * refused. The filter is compiled on a live handle of the interface, as
+ * the capture sees it, or, when DEAD_OK and the interface cannot be
+ * opened, on an Ethernet one, which checks only the syntax.
+ */
+struct bpf_program;
+typedef struct pcap pcap_t;
+struct compiled {
+	enum ctl_status			 status;
+	int				 dlt;	/* the link type compiled for */
+	const struct bpf_program	*prog;	/* when status is CTL_OK */
+	char				 err[256];
+};
+typedef void compile_fn(void *arg, struct compiled *);
+struct compile_job;
+/* Queue a compile; DONE is called from the loop, never from here. NULL: no memory. */
+struct compile_job *compile_start(const char *iface, const char *filter,
+    bool dead_ok, compile_fn *done, void *arg);
+void compile_cancel(struct compile_job *);	/* DONE is not called */
+void compile_run_queue(void);
+void compile_tick(uint64_t now);		/* deadlines */
+void compile_shutdown(void);
+/*
+ * The link type to capture with on an activated handle of IFACE: on "any",
+ * Linux cooked v2, as tcpdump takes it, when libpcap offers it.
+ */
+void pcap_choose_link(pcap_t *, const char *iface);
+/* The status and message for a failed pcap_activate() that returned RC. */
+enum ctl_status pcap_activate_error(pcap_t *, int rc, const char *iface,
+    char *err, size_t errlen);
+
+/* link.c: what libpcap does on a link type (see there). */
+struct link {
+	int		 dlt;
+	bool		 cooked;	/* SOCK_DGRAM, from the network header */
+	uint32_t	 hdr_len;	/* the header libpcap builds in front */
+	uint32_t	 vlan_len;	/* 4 where libpcap puts VLAN tags back */
+};
+/* The link types both paths know, or NULL: then only libpcap's own
+ * pcap_setfilter() installs a filter. */
+const struct link *link_get(int dlt);
+/* Move PROG's loads as libpcap does for a cooked socket; -1 when a load
+ * reads a header field the kernel does not give (libpcap then filters in
+ * user space). */
+int link_fix(const struct link *, struct bpf_program *prog);
 
 /* A session and the path that counts for it. */
 struct sess;
 
 struct path_ops {
 	const char	*name;
-	/* Start counting S->filter on S->iface; on failure fill err, return a status. */
-	enum ctl_status	(*open)(struct sess *, char *err, size_t errlen);
-	/* Check that FILTER compiles for S without changing anything. */
-	enum ctl_status	(*check)(struct sess *, const char *filter, char *err, size_t errlen);
-	/* Count FILTER from now on; counters go on. */
-	enum ctl_status	(*refilter)(struct sess *, const char *filter, char *err, size_t errlen);
+	/* Start counting PROG, compiled for link type DLT, on S->iface. */
+	enum ctl_status	(*open)(struct sess *, const struct bpf_program *prog,
+			    int dlt, char *err, size_t errlen);
+	/* Count PROG from now on; counters go on. */
+	enum ctl_status	(*refilter)(struct sess *, const struct bpf_program *prog,
+			    int dlt, char *err, size_t errlen);
 	/* Count what arrived, at most BUDGET packets; -1 with err on failure. */
 	int		(*collect)(struct sess *, int budget, char *err, size_t errlen);
 	/* Refresh S->drops and S->if_drops. */
@@ -132,6 +195,17 @@ enum sess_mode {
 const char *sess_mode_word(enum sess_mode);
 int sess_mode_parse(const char *);	/* -1 when unknown */
 
+/*
+ * Who waits for a new or modify that was accepted: DONE is called once,
+ * from the loop, when it ends; S is NULL when there is no session.
+ */
+typedef void sess_done_fn(uint64_t client, struct sess *s, enum ctl_status,
+    const char *err);
+struct sess_waiter {
+	sess_done_fn	*done;
+	uint64_t	 client;
+};
+
 struct sess {
 	struct evsrc		 ev;		/* the path's selectable fd */
 	TAILQ_ENTRY(sess)	 entry;
@@ -155,6 +229,11 @@ struct sess {
 	uint64_t		 woken_ns;	/* monotonic: the last wake-up */
 	uint64_t		 created_ns, modified_ns;	/* realtime */
 	uint64_t		 retry_at;	/* monotonic: next reopen attempt */
+	uint64_t		 retry_ns;	/* the wait after the next failure */
+	struct compile_job	*job;		/* a compile in flight for S */
+	int			 op;		/* what it is for (sess.c) */
+	char			*next_filter;	/* modify: the filter compiling */
+	struct sess_waiter	 waiter;	/* who waits for the op's end */
 	/* Totals over every open of the path. */
 	uint64_t		 packets, bytes, last_packet_ns;
 	uint64_t		 drops, if_drops;	/* current open */
@@ -164,13 +243,22 @@ struct sess {
 TAILQ_HEAD(sess_list, sess);
 extern struct sess_list sessions;
 
-struct sess *sess_find(const char *name);
-unsigned sess_count(void);
+struct sess *sess_find(const char *name);	/* a session that started */
+bool sess_name_taken(const char *name);		/* ... or is starting */
+/*
+ * Start a session: its filter compiles in the background, then the
+ * session counts and DONE hears of it. CTL_OK when under way, or an error
+ * now, when DONE is not called.
+ */
 enum ctl_status sess_new(const char *name, const char *iface,
-    enum sess_mode want, const char *filter, bool restoring,
+    enum sess_mode want, const char *filter, const struct sess_waiter *,
     char *err, size_t errlen);
+/* A session from the state file: listed at once, counting once it can. */
+enum ctl_status sess_restore(const char *name, const char *iface,
+    enum sess_mode want, const char *filter, char *err, size_t errlen);
+/* Swap the filter once the new one compiled; as sess_new for DONE. */
 enum ctl_status sess_modify(struct sess *, const char *filter,
-    char *err, size_t errlen);
+    const struct sess_waiter *, char *err, size_t errlen);
 void sess_stop(struct sess *);
 void sess_fail(struct sess *, const char *why);
 void sess_publish(struct sess *);
@@ -186,15 +274,6 @@ const char *sess_state_word(enum capstats_state);
 const char *sess_default_iface(char *err, size_t errlen);
 int iface_flags(const char *name);	/* SIOCGIFFLAGS, or -1 */
 
-/*
- * compile.c: pcap_compile() FILTER for P in a child, with a deadline; a
- * filter that takes longer, or compiles to more than the kernel takes, is
- * refused. PROG is freed with pcap_freecode().
- */
-struct bpf_program;
-typedef struct pcap pcap_t;
-enum ctl_status filter_compile(pcap_t *p, const char *filter,
-    struct bpf_program *prog, char *err, size_t errlen);
 
 /* state.c: the sessions that survive a restart. */
 void state_init(const char *path);

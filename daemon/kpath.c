@@ -25,12 +25,12 @@
 #include "xlate.h"
 
 #define GROUP_SLOTS	512	/* sessions one interface's program counts */
-#define COMPILE_BUFFER	(64 * 1024)
 
 struct kgroup {
 	struct evsrc		 ev;	/* the socket: an error means the interface went */
 	LIST_ENTRY(kgroup)	 entry;
 	char			 iface[CAPSTATS_IFACE_MAX + 1];
+	const struct link	*link;
 	struct bpfsys_map	 map;
 	unsigned		 nmembers;
 	struct sess		*member[GROUP_SLOTS];	/* by counter index */
@@ -45,23 +45,30 @@ struct kstate {
 
 /*
  * On loopback every packet passes the socket twice, outgoing and incoming;
- * libpcap drops the outgoing copy, and so must the kernel path. Prepend
- * to the filter: if the packet type is PACKET_OUTGOING, reject.
+ * libpcap drops the outgoing copy, and so must the kernel path: on lo, and
+ * on "any" for packets of lo. Prepend to the filter: if the packet type is
+ * PACKET_OUTGOING (and the interface is lo), reject.
  */
 static int
-skip_outgoing(struct bpf_program *prog)
+skip_outgoing(struct bpf_program *prog, bool any, uint32_t lo)
 {
-	static const struct bpf_insn head[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + SKF_AD_PKTTYPE),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PACKET_OUTGOING, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, 0),
-	};
-	const size_t n = sizeof(head) / sizeof(head[0]);
-	struct bpf_insn *insns;
+	struct bpf_insn head[5], *insns;
+	size_t n = 0;
 
+	head[n++] = (struct bpf_insn)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+	    SKF_AD_OFF + SKF_AD_PKTTYPE);
+	head[n++] = (struct bpf_insn)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+	    PACKET_OUTGOING, 0, any ? 3 : 1);
+	if (any) {
+		head[n++] = (struct bpf_insn)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+		    SKF_AD_OFF + SKF_AD_IFINDEX);
+		head[n++] = (struct bpf_insn)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+		    lo, 0, 1);
+	}
+	head[n++] = (struct bpf_insn)BPF_STMT(BPF_RET | BPF_K, 0);
 	if ((insns = calloc(prog->bf_len + n, sizeof(*insns))) == NULL)
 		return -1;
-	memcpy(insns, head, sizeof(head));
+	memcpy(insns, head, n * sizeof(*insns));
 	memcpy(insns + n, prog->bf_insns, prog->bf_len * sizeof(*insns));
 	free(prog->bf_insns);
 	prog->bf_insns = insns;
@@ -94,59 +101,62 @@ kpath_active(void)
 	return !LIST_EMPTY(&groups);
 }
 
+/* The interface index to bind to: 0 for every interface. */
+static int
+kpath_ifindex(const char *iface)
+{
+	return strcmp(iface, "any") == 0 ? 0 : (int)if_nametoindex(iface);
+}
+
 /*
- * Compile FILTER as libpcap compiles it for a live capture on IFACE, with
- * the Linux VLAN and packet type extensions, and check that it translates.
+ * The program the kernel path runs for IN, compiled for link type DLT on
+ * IFACE: with its loads moved as libpcap moves them for a cooked socket,
+ * the outgoing copies of loopback packets dropped as libpcap drops them,
+ * and checked to translate. Refusals that libpcap can count are
+ * CTL_UNSUPPORTED or CTL_BADFILTER.
  */
 static enum ctl_status
-kpath_compile(const char *iface, const char *filter, struct bpf_program *prog,
-    char *err, size_t errlen)
+kpath_prepare(const char *iface, const struct bpf_program *in, int dlt,
+    struct bpf_program *out, char *err, size_t errlen)
 {
-	char ebuf[PCAP_ERRBUF_SIZE];
-	enum ctl_status st;
-	pcap_t *p;
-	int rc;
+	const struct link *l = link_get(dlt);
+	bool any = strcmp(iface, "any") == 0;
+	int flags;
 
-	if ((rc = iface_flags(iface)) != -1 && !(rc & IFF_UP)) {
-		snprintf(err, errlen, "%s: interface is down", iface);
-		return CTL_BADIFACE;
+	if (l == NULL) {
+		snprintf(err, errlen, "%s: link type %s is not one the kernel "
+		    "path counts on", iface, pcap_datalink_val_to_name(dlt) ?
+		    pcap_datalink_val_to_name(dlt) : "unknown");
+		return CTL_UNSUPPORTED;
 	}
-	if ((p = pcap_create(iface, ebuf)) == NULL) {
-		snprintf(err, errlen, "%s: %s", iface, ebuf);
-		return CTL_BADIFACE;
+	out->bf_len = in->bf_len;
+	if ((out->bf_insns = calloc(in->bf_len ? in->bf_len : 1,
+	    sizeof(*in->bf_insns))) == NULL)
+		goto nomem;
+	memcpy(out->bf_insns, in->bf_insns, in->bf_len * sizeof(*in->bf_insns));
+	if (link_fix(l, out) == -1) {
+		snprintf(err, errlen, "%s: the filter reads a field of the "
+		    "%s header that the kernel does not keep", iface,
+		    pcap_datalink_val_to_name(dlt));
+		pcap_freecode(out);
+		return CTL_UNSUPPORTED;
 	}
-	pcap_set_snaplen(p, 128);
-	pcap_set_buffer_size(p, COMPILE_BUFFER);
-	if ((rc = pcap_activate(p)) < 0) {
-		snprintf(err, errlen, "%s: %s", iface,
-		    rc == PCAP_ERROR_NO_SUCH_DEVICE ? "no such interface" :
-		    pcap_geterr(p));
-		pcap_close(p);
-		return rc == PCAP_ERROR_PERM_DENIED ? CTL_PERM : CTL_BADIFACE;
+	if (((flags = iface_flags(iface)) != -1 && (flags & IFF_LOOPBACK)) ||
+	    any) {
+		if (skip_outgoing(out, any, if_nametoindex("lo")) == -1) {
+			pcap_freecode(out);
+			goto nomem;
+		}
 	}
-	if (pcap_datalink(p) != DLT_EN10MB) {
-		snprintf(err, errlen, "%s: link type %s is not Ethernet", iface,
-		    pcap_datalink_val_to_name(pcap_datalink(p)));
-		pcap_close(p);
-		return CTL_BADIFACE;
-	}
-	if ((st = filter_compile(p, filter, prog, err, errlen)) != CTL_OK) {
-		pcap_close(p);
-		return st;
-	}
-	pcap_close(p);
-	if ((rc = iface_flags(iface)) != -1 && (rc & IFF_LOOPBACK) &&
-	    skip_outgoing(prog) == -1) {
-		pcap_freecode(prog);
-		snprintf(err, errlen, "out of memory");
-		return CTL_NOMEM;
-	}
-	if (xlate_check((const struct sock_filter *)prog->bf_insns,
-	    prog->bf_len, err, errlen) == -1) {
-		pcap_freecode(prog);
+	if (xlate_check((const struct sock_filter *)out->bf_insns, out->bf_len,
+	    err, errlen) == -1) {
+		pcap_freecode(out);
 		return CTL_BADFILTER;
 	}
 	return CTL_OK;
+nomem:
+	snprintf(err, errlen, "out of memory");
+	return CTL_NOMEM;
 }
 
 /* Build the group's program from its members' filters and attach it. */
@@ -168,7 +178,8 @@ kgroup_swap(struct kgroup *g, char *err, size_t errlen)
 		f[n].len = ks->prog.bf_len;
 		f[n++].index = i;
 	}
-	if (xlate_build(f, n, g->map.fd, g->map.slots, &prog, err, errlen) == -1)
+	if (xlate_build(f, n, g->map.fd, g->map.slots, NULL, &prog, err,
+	    errlen) == -1)
 		return -1;
 	fd = bpfsys_prog_load(&prog, err, errlen);
 	xlate_free(&prog);
@@ -176,8 +187,8 @@ kgroup_swap(struct kgroup *g, char *err, size_t errlen)
 		return -1;
 	rc = g->ev.fd == -1 ? 0 : bpfsys_attach(g->ev.fd, fd, err, errlen);
 	if (rc == 0 && g->ev.fd == -1) {
-		g->ev.fd = bpfsys_socket((int)if_nametoindex(g->iface), fd,
-		    err, errlen);
+		g->ev.fd = bpfsys_socket(kpath_ifindex(g->iface),
+		    g->link->cooked ? SOCK_DGRAM : SOCK_RAW, fd, err, errlen);
 		rc = g->ev.fd == -1 ? -1 : 0;
 	}
 	close(fd);
@@ -187,14 +198,20 @@ kgroup_swap(struct kgroup *g, char *err, size_t errlen)
 static void kgroup_error(struct evsrc *, uint32_t);
 
 static struct kgroup *
-kgroup_get(const char *iface, char *err, size_t errlen)
+kgroup_get(const char *iface, int dlt, char *err, size_t errlen)
 {
 	struct kgroup *g;
 
-	LIST_FOREACH(g, &groups, entry)
-		if (strcmp(g->iface, iface) == 0)
+	LIST_FOREACH(g, &groups, entry) {
+		if (strcmp(g->iface, iface) != 0)
+			continue;
+		if (g->link->dlt == dlt)
 			return g;
-	if (if_nametoindex(iface) == 0) {
+		snprintf(err, errlen, "%s: the link type changed; stop the "
+		    "other sessions on it first", iface);
+		return NULL;
+	}
+	if (strcmp(iface, "any") != 0 && if_nametoindex(iface) == 0) {
 		snprintf(err, errlen, "%s: no such interface", iface);
 		return NULL;
 	}
@@ -207,6 +224,7 @@ kgroup_get(const char *iface, char *err, size_t errlen)
 		return NULL;
 	}
 	strlcpy(g->iface, iface, sizeof(g->iface));
+	g->link = link_get(dlt);
 	g->ev.fd = -1;
 	g->ev.fn = kgroup_error;
 	if (LIST_EMPTY(&groups))
@@ -224,9 +242,10 @@ kgroup_put(struct kgroup *g)
 	if (g->ev.fd != -1) {
 		ev_del(&g->ev);
 		close(g->ev.fd);
+		g->ev.fd = -1;
 	}
 	bpfsys_map_close(&g->map);
-	free(g);
+	loop_free_later(g);
 	if (LIST_EMPTY(&groups))
 		fold_timer(false);
 }
@@ -251,8 +270,10 @@ kgroup_error(struct evsrc *src, uint32_t events)
 }
 
 static enum ctl_status
-kpath_open(struct sess *s, char *err, size_t errlen)
+kpath_open(struct sess *s, const struct bpf_program *prog, int dlt, char *err,
+    size_t errlen)
 {
+	char again[256];
 	struct kstate *ks;
 	struct kgroup *g;
 	enum ctl_status st;
@@ -263,12 +284,12 @@ kpath_open(struct sess *s, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return CTL_NOMEM;
 	}
-	if ((st = kpath_compile(s->iface, s->filter, &ks->prog, err,
+	if ((st = kpath_prepare(s->iface, prog, dlt, &ks->prog, err,
 	    errlen)) != CTL_OK) {
 		free(ks);
 		return st;
 	}
-	if ((g = kgroup_get(s->iface, err, errlen)) == NULL) {
+	if ((g = kgroup_get(s->iface, dlt, err, errlen)) == NULL) {
 		pcap_freecode(&ks->prog);
 		free(ks);
 		return CTL_BADIFACE;
@@ -296,9 +317,9 @@ kpath_open(struct sess *s, char *err, size_t errlen)
 	    (new_socket && ev_add(&g->ev, 0) == -1)) {
 		g->member[i] = NULL;
 		g->nmembers--;
-		if (g->nmembers > 0 && kgroup_swap(g, err + strlen(err),
-		    errlen - strlen(err)) == -1)
-			log_warnx("%s: restoring the kernel program failed", g->iface);
+		if (g->nmembers > 0 && kgroup_swap(g, again, sizeof(again)) == -1)
+			log_warnx("%s: restoring the kernel program: %s",
+			    g->iface, again);
 		kgroup_put(g);
 		pcap_freecode(&ks->prog);
 		free(ks);
@@ -309,24 +330,18 @@ kpath_open(struct sess *s, char *err, size_t errlen)
 }
 
 static enum ctl_status
-kpath_check(struct sess *s, const char *filter, char *err, size_t errlen)
-{
-	struct bpf_program prog;
-	enum ctl_status st;
-
-	if ((st = kpath_compile(s->iface, filter, &prog, err, errlen)) == CTL_OK)
-		pcap_freecode(&prog);
-	return st;
-}
-
-static enum ctl_status
-kpath_refilter(struct sess *s, const char *filter, char *err, size_t errlen)
+kpath_refilter(struct sess *s, const struct bpf_program *in, int dlt,
+    char *err, size_t errlen)
 {
 	struct kstate *ks = s->path_state;
 	struct bpf_program prog, old;
 	enum ctl_status st;
 
-	if ((st = kpath_compile(s->iface, filter, &prog, err, errlen)) != CTL_OK)
+	if (dlt != ks->g->link->dlt) {
+		snprintf(err, errlen, "%s: the link type changed", s->iface);
+		return CTL_UNSUPPORTED;
+	}
+	if ((st = kpath_prepare(s->iface, in, dlt, &prog, err, errlen)) != CTL_OK)
 		return st;
 	old = ks->prog;
 	ks->prog = prog;
@@ -419,7 +434,6 @@ kpath_fold(void)
 const struct path_ops kernel_path = {
 	.name = "kernel",
 	.open = kpath_open,
-	.check = kpath_check,
 	.refilter = kpath_refilter,
 	.collect = kpath_collect,
 	.stats = kpath_stats,

@@ -21,7 +21,10 @@
 
 /*
  * The kernel runs the filter on the whole packet whatever the snapshot
- * length; only the ring's copy is cut, and nothing here reads it.
+ * length; only the ring's copy is cut, and nothing here reads it. Where
+ * libpcap must run the filter in user space too (a link type it alone
+ * knows, or a cooked-header field the kernel does not keep), the copy is
+ * whole.
  *
  * Immediate mode gives a ring of small fixed frames (TPACKET_V2), each
  * packet readable as soon as it is queued: the ring holds as many packets
@@ -32,10 +35,19 @@
  * packet (sess.c), which a ring of frames allows without losing them.
  */
 #define SNAPLEN		128
+#define SNAPLEN_WHOLE	262144		/* libpcap's MAXIMUM_SNAPLEN */
 
+/*
+ * Packets are counted from the moment the filter is in place, and a
+ * handle handing over to another stops counting at that moment: both are
+ * told by the packets' own time stamps, in the clock the kernel stamps
+ * them with. Once the ring has been read empty after the hand-over, no
+ * packet of before it is left, and the cut-off is dropped, so a wall
+ * clock that steps back later cannot hide packets.
+ */
 struct pcap_state {
 	pcap_t		*p;
-	uint64_t	 since_ns;	/* packets stamped earlier are not counted */
+	uint64_t	 since_ns;	/* when not 0, packets stamped earlier are not counted */
 	uint64_t	 until_ns;	/* nor, when not 0, packets stamped later */
 };
 
@@ -56,10 +68,12 @@ count_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *bytes)
 }
 
 /*
- * Attach PROG to the capture socket ourselves. pcap_setfilter() would also
- * have libpcap check again in user space, on the 128-byte copy, at least
- * the next packet after the change, and a filter that reads further would
- * wrongly reject it; the time fence in count_packet() does that job here.
+ * Attach PROG to the capture socket ourselves, as libpcap would on this
+ * link type (link_fix() moves the loads of a cooked capture the way
+ * libpcap's fix_program() does). pcap_setfilter() would also have libpcap
+ * check again in user space, on the 128-byte copy, at least the next
+ * packet after the change, and a filter that reads further would wrongly
+ * reject it; the time fence in count_packet() does that job here.
  */
 static enum ctl_status
 install(pcap_t *p, struct bpf_program *prog, char *err, size_t errlen)
@@ -75,96 +89,130 @@ install(pcap_t *p, struct bpf_program *prog, char *err, size_t errlen)
 	    sizeof(fprog)) == -1) {
 		snprintf(err, errlen, "the kernel did not take the filter (%u "
 		    "instructions): %s", prog->bf_len, strerror(errno));
-		pcap_freecode(prog);
 		return CTL_BADFILTER;
 	}
 	if (getsockopt(fd, SOL_SOCKET, SO_GET_FILTER, NULL, &len) == -1 ||
 	    len != prog->bf_len) {
 		snprintf(err, errlen, "the kernel did not take the filter "
 		    "(%u instructions)", prog->bf_len);
-		pcap_freecode(prog);
 		return CTL_BADFILTER;
 	}
-	pcap_freecode(prog);
 	return CTL_OK;
 }
 
+/* Where libpcap would filter in user space, it does: a whole copy, its own setfilter. */
 static enum ctl_status
-activate_error(pcap_t *p, int rc, const char *iface, char *err, size_t errlen)
+install_libpcap(pcap_t *p, const struct bpf_program *prog, char *err,
+    size_t errlen)
 {
-	const char *why = pcap_geterr(p);
+	struct bpf_program copy = *prog;
 
-	switch (rc) {
-	case PCAP_ERROR_NO_SUCH_DEVICE:
-		snprintf(err, errlen, "%s: no such interface", iface);
-		return CTL_BADIFACE;
-	case PCAP_ERROR_IFACE_NOT_UP:
-		snprintf(err, errlen, "%s: interface is down", iface);
-		return CTL_BADIFACE;
-	case PCAP_ERROR_PERM_DENIED:
-		snprintf(err, errlen, "%s: %s", iface, why);
-		return CTL_PERM;
-	default:
-		snprintf(err, errlen, "%s: %s", iface, why);
-		return strstr(why, "annot allocate memory") != NULL ?
-		    CTL_NOMEM : CTL_BADIFACE;
+	if (pcap_setfilter(p, &copy) == -1) {
+		snprintf(err, errlen, "%s", pcap_geterr(p));
+		return CTL_BADFILTER;
 	}
+	return CTL_OK;
 }
 
-static void pcap_path_stats(struct sess *);
-
 /*
- * A handle on S's interface counting FILTER from *SINCE on: what reached
- * the ring before the filter was in place is stamped earlier.
+ * PROG as this path attaches it for link type DLT, in OUT; false when only
+ * libpcap's pcap_setfilter() can install it.
  */
-static enum ctl_status
-handle_open(struct sess *s, const char *filter, pcap_t **out, uint64_t *since,
-    char *err, size_t errlen)
+static bool
+prepare(const struct bpf_program *prog, int dlt, struct bpf_program *out)
+{
+	const struct link *l = link_get(dlt);
+
+	out->bf_insns = NULL;
+	if (l == NULL || (out->bf_insns = calloc(prog->bf_len ? prog->bf_len : 1,
+	    sizeof(*prog->bf_insns))) == NULL)
+		return false;
+	out->bf_len = prog->bf_len;
+	memcpy(out->bf_insns, prog->bf_insns, prog->bf_len * sizeof(*prog->bf_insns));
+	if (link_fix(l, out) == -1) {
+		pcap_freecode(out);
+		return false;
+	}
+	return true;
+}
+
+static pcap_t *
+handle_create(struct sess *s, int snaplen, char *err, size_t errlen,
+    enum ctl_status *st)
 {
 	char ebuf[PCAP_ERRBUF_SIZE];
-	struct bpf_program prog;
-	enum ctl_status st;
 	pcap_t *p;
 	int rc, flags;
 
+	*st = CTL_BADIFACE;
 	if ((flags = iface_flags(s->iface)) != -1 && !(flags & IFF_UP)) {
 		snprintf(err, errlen, "%s: interface is down", s->iface);
-		return CTL_BADIFACE;
+		return NULL;
 	}
 	if ((p = pcap_create(s->iface, ebuf)) == NULL) {
 		snprintf(err, errlen, "%s: %s", s->iface, ebuf);
-		return CTL_BADIFACE;
+		return NULL;
 	}
-	pcap_set_snaplen(p, SNAPLEN);
+	pcap_set_snaplen(p, snaplen);
 	pcap_set_immediate_mode(p, 1);
 	pcap_set_buffer_size(p, (int)(cfg.buffer_kb * 1024));
 	pcap_set_tstamp_precision(p, PCAP_TSTAMP_PRECISION_NANO);
 	if ((rc = pcap_activate(p)) < 0) {
-		st = activate_error(p, rc, s->iface, err, errlen);
-		goto fail;
+		*st = pcap_activate_error(p, rc, s->iface, err, errlen);
+		pcap_close(p);
+		return NULL;
 	}
 	if (rc > 0)
 		log_debug("session %s: %s", s->name, pcap_geterr(p));
-	if ((st = filter_compile(p, filter, &prog, err, errlen)) != CTL_OK)
-		goto fail;
+	pcap_choose_link(p, s->iface);
 	if (pcap_setnonblock(p, 1, ebuf) == -1) {
 		snprintf(err, errlen, "%s: %s", s->iface, ebuf);
-		pcap_freecode(&prog);
-		st = CTL_INTERNAL;
-		goto fail;
+		*st = CTL_INTERNAL;
+		pcap_close(p);
+		return NULL;
 	}
-	if ((st = install(p, &prog, err, errlen)) != CTL_OK)
-		goto fail;
+	return p;
+}
+
+/*
+ * A handle on S's interface counting PROG, compiled for link type DLT,
+ * from *SINCE on: what reached the ring before the filter was in place is
+ * stamped earlier.
+ */
+static enum ctl_status
+handle_open(struct sess *s, const struct bpf_program *prog, int dlt,
+    pcap_t **out, uint64_t *since, char *err, size_t errlen)
+{
+	struct bpf_program ours;
+	enum ctl_status st;
+	bool own = prepare(prog, dlt, &ours);
+	pcap_t *p;
+
+	if ((p = handle_create(s, own ? SNAPLEN : SNAPLEN_WHOLE, err, errlen,
+	    &st)) == NULL)
+		goto done;
+	if (pcap_datalink(p) != dlt) {
+		snprintf(err, errlen, "%s: the link type changed while the "
+		    "filter compiled", s->iface);
+		st = CTL_BADIFACE;
+	} else
+		st = own ? install(p, &ours, err, errlen) :
+		    install_libpcap(p, prog, err, errlen);
+	if (st != CTL_OK) {
+		pcap_close(p);
+		goto done;
+	}
 	*since = now_real();
 	*out = p;
-	return CTL_OK;
-fail:
-	pcap_close(p);
+done:
+	if (own)
+		pcap_freecode(&ours);
 	return st;
 }
 
 static enum ctl_status
-pcap_path_open(struct sess *s, char *err, size_t errlen)
+pcap_path_open(struct sess *s, const struct bpf_program *prog, int dlt,
+    char *err, size_t errlen)
 {
 	struct pcap_state *ps;
 	enum ctl_status st;
@@ -173,7 +221,7 @@ pcap_path_open(struct sess *s, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return CTL_NOMEM;
 	}
-	if ((st = handle_open(s, s->filter, &ps->p, &ps->since_ns, err,
+	if ((st = handle_open(s, prog, dlt, &ps->p, &ps->since_ns, err,
 	    errlen)) != CTL_OK) {
 		free(ps);
 		return st;
@@ -183,38 +231,23 @@ pcap_path_open(struct sess *s, char *err, size_t errlen)
 	return CTL_OK;
 }
 
-static enum ctl_status
-pcap_path_check(struct sess *s, const char *filter, char *err, size_t errlen)
-{
-	struct bpf_program prog;
-	enum ctl_status st;
-	pcap_t *p;
-
-	(void)s;
-	if ((p = pcap_open_dead(DLT_EN10MB, SNAPLEN)) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return CTL_NOMEM;
-	}
-	if ((st = filter_compile(p, filter, &prog, err, errlen)) == CTL_OK)
-		pcap_freecode(&prog);
-	pcap_close(p);
-	return st;
-}
-
 /*
  * A new handle takes over from time T, when its filter is in place; the old
  * one counts what arrived before T, then goes. Each packet reaches both
  * rings, so nothing is missed and nothing is counted twice.
  */
+static void pcap_path_stats(struct sess *);
+
 static enum ctl_status
-pcap_path_refilter(struct sess *s, const char *filter, char *err, size_t errlen)
+pcap_path_refilter(struct sess *s, const struct bpf_program *prog, int dlt,
+    char *err, size_t errlen)
 {
 	struct pcap_state *ps = s->path_state;
 	enum ctl_status st;
 	uint64_t t;
 	pcap_t *p;
 
-	if ((st = handle_open(s, filter, &p, &t, err, errlen)) != CTL_OK)
+	if ((st = handle_open(s, prog, dlt, &p, &t, err, errlen)) != CTL_OK)
 		return st;
 	ps->until_ns = t;
 	while (pcap_dispatch(ps->p, -1, count_packet, (u_char *)s) > 0)
@@ -247,6 +280,8 @@ pcap_path_collect(struct sess *s, int budget, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", s->iface, pcap_geterr(ps->p));
 		return -1;
 	}
+	if (n < budget)		/* read empty: nothing of before the filter is left */
+		ps->since_ns = 0;
 	return n < 0 ? 0 : n;
 }
 
@@ -275,7 +310,6 @@ pcap_path_close(struct sess *s)
 const struct path_ops pcap_path = {
 	.name = "pcap",
 	.open = pcap_path_open,
-	.check = pcap_path_check,
 	.refilter = pcap_path_refilter,
 	.collect = pcap_path_collect,
 	.stats = pcap_path_stats,

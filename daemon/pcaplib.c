@@ -38,6 +38,8 @@ _Static_assert(sizeof(PCAP_SONAME) > 1, "PCAP_SONAME is empty: is libpcap's "
 	F(int, pcap_set_immediate_mode, (pcap_t *p, int on), (p, on)) \
 	F(int, pcap_set_snaplen, (pcap_t *p, int snaplen), (p, snaplen)) \
 	F(int, pcap_set_tstamp_precision, (pcap_t *p, int prec), (p, prec)) \
+	F(int, pcap_set_datalink, (pcap_t *p, int dlt), (p, dlt)) \
+	F(int, pcap_setfilter, (pcap_t *p, struct bpf_program *fp), (p, fp)) \
 	F(int, pcap_setnonblock, (pcap_t *p, int on, char *ebuf), \
 	    (p, on, ebuf)) \
 	F(int, pcap_stats, (pcap_t *p, struct pcap_stat *ps), (p, ps)) \

@@ -62,7 +62,8 @@
 	X(CTL_NOMEM,	 "nomem",	"out of memory")	\
 	X(CTL_TOOLONG,	 "toolong",	"request too long")	\
 	X(CTL_INTERNAL,	 "internal",	"internal error")	\
-	X(CTL_UNSUPPORTED, "unsupported", "not supported here")
+	X(CTL_UNSUPPORTED, "unsupported", "not supported here")	\
+	X(CTL_BUSY,	 "busy",	"busy")
 
 enum ctl_status {
 #define X(e, word, text) e,

@@ -1,7 +1,9 @@
 /*
  * sess.c: the table of sessions and their life: create, modify, fail,
- * retry, stop, and publishing their counters into the segment. The
- * counting itself belongs to a path (pcap.c); this file never sees a packet.
+ * retry, stop, and publishing their counters into the segment. A filter
+ * compiles in the background (compile.c) while the session waits for it.
+ * The counting itself belongs to a path (kpath.c, pcap.c); this file never
+ * sees a packet.
  */
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
@@ -21,12 +23,22 @@
 #include "writer.h"
 
 #define BURST		4096	/* packets per session per loop turn */
-#define RETRY_NS	(1000000000ull)	/* reopen a failed session every second */
+#define RETRY_MIN_NS	(1000000000ull)		/* a failed session tries */
+#define RETRY_MAX_NS	(300 * RETRY_MIN_NS)	/* again after 1 s to 5 min */
 #define HEARTBEAT_NS	(50ull * 1000000u)
 
+/* What a session's compile in flight is for. */
+enum sess_op {
+	OP_NONE,
+	OP_NEW,		/* then the session starts, or is no more */
+	OP_MODIFY,	/* then the filter is swapped */
+	OP_RETRY	/* then a session in error counts again */
+};
+
 struct sess_list sessions = TAILQ_HEAD_INITIALIZER(sessions);
+static struct sess_list starting = TAILQ_HEAD_INITIALIZER(starting);
 static struct shmw *shm;
-static unsigned nsess;
+static unsigned nsess, nstarting;
 static unsigned npending;	/* sessions whose last turn hit its budget */
 static TAILQ_HEAD(, sess) polled = TAILQ_HEAD_INITIALIZER(polled);
 
@@ -105,10 +117,15 @@ sess_find(const char *name)
 	return NULL;
 }
 
-unsigned
-sess_count(void)
+bool
+sess_name_taken(const char *name)
 {
-	return nsess;
+	struct sess *s;
+
+	TAILQ_FOREACH(s, &starting, entry)
+		if (strcmp(s->name, name) == 0)
+			return true;
+	return sess_find(name) != NULL;
 }
 
 static void
@@ -282,11 +299,13 @@ sess_run_pending(void)
 
 /*
  * Open the path the session asks for: the kernel's when it can count this
- * filter, else libpcap's, unless one was asked for. Errors of the
- * interface or permission are the session's, whatever the path.
+ * filter on this link type, else libpcap's, unless one was asked for.
+ * Errors of the interface or permission are the session's, whatever the
+ * path.
  */
 static enum ctl_status
-sess_open_path(struct sess *s, char *err, size_t errlen)
+sess_open_path(struct sess *s, const struct compiled *c, char *err,
+    size_t errlen)
 {
 	char why[sizeof(s->mode_why)];
 	enum ctl_status st;
@@ -302,14 +321,15 @@ sess_open_path(struct sess *s, char *err, size_t errlen)
 		} else {
 			s->path = &kernel_path;
 			s->mode = CAPSTATS_MODE_KERNEL;
-			st = kernel_path.open(s, err, errlen);
+			st = kernel_path.open(s, c->prog, c->dlt, err, errlen);
 			if (st == CTL_OK) {
 				snprintf(s->mode_why, sizeof(s->mode_why), "%s",
 				    s->want == SESS_KERNEL ? "asked for" :
 				    "the default");
 				return CTL_OK;
 			}
-			if (s->want == SESS_KERNEL || st != CTL_BADFILTER)
+			if (s->want == SESS_KERNEL ||
+			    (st != CTL_BADFILTER && st != CTL_UNSUPPORTED))
 				return st;
 			snprintf(why, sizeof(why), "%s", err);
 		}
@@ -320,18 +340,18 @@ sess_open_path(struct sess *s, char *err, size_t errlen)
 		snprintf(s->mode_why, sizeof(s->mode_why), "asked for");
 	s->path = &pcap_path;
 	s->mode = CAPSTATS_MODE_PCAP;
-	return pcap_path.open(s, err, errlen);
+	return pcap_path.open(s, c->prog, c->dlt, err, errlen);
 }
 
 /* Start the path; on success the session is RUNNING and in the loop. */
 static enum ctl_status
-sess_open(struct sess *s, char *err, size_t errlen)
+sess_open(struct sess *s, const struct compiled *c, char *err, size_t errlen)
 {
 	enum ctl_status st;
 
 	s->ev.fd = -1;
 	s->ev.fn = sess_io;
-	if ((st = sess_open_path(s, err, errlen)) != CTL_OK)
+	if ((st = sess_open_path(s, c, err, errlen)) != CTL_OK)
 		return st;
 	if (s->mode == CAPSTATS_MODE_PCAP &&
 	    (s->flags & CAPSTATS_F_MODE_FALLBACK))
@@ -340,10 +360,12 @@ sess_open(struct sess *s, char *err, size_t errlen)
 	if (s->ev.fd != -1 && ev_add(&s->ev, EPOLLIN) == -1) {
 		snprintf(err, errlen, "epoll: %s", strerror(errno));
 		s->path->close(s);
+		s->ev.fd = -1;
 		return CTL_INTERNAL;
 	}
 	s->state = CAPSTATS_RUNNING;
 	s->error[0] = '\0';
+	s->retry_ns = 0;
 	return CTL_OK;
 }
 
@@ -364,70 +386,102 @@ sess_close(struct sess *s)
 	sess_polled_list(s, false);
 }
 
+/*
+ * S is in error: try again after a wait that doubles with each failure in
+ * a row, from RETRY_MIN_NS to RETRY_MAX_NS. A failure is logged when it
+ * differs from the one before.
+ */
+static void
+sess_backoff(struct sess *s, const char *why)
+{
+	s->state = CAPSTATS_ERROR;
+	s->retry_ns = s->retry_ns == 0 ? RETRY_MIN_NS :
+	    s->retry_ns >= RETRY_MAX_NS / 2 ? RETRY_MAX_NS : s->retry_ns * 2;
+	s->retry_at = now_mono() + s->retry_ns;
+	if (strcmp(why, s->error) != 0) {
+		log_warnx("session %s: %s; trying again in %llu s", s->name, why,
+		    (unsigned long long)(s->retry_ns / 1000000000u));
+		strlcpy(s->error, why, sizeof(s->error));
+	}
+	sess_describe(s);
+	sess_publish(s);
+}
+
 void
 sess_fail(struct sess *s, const char *why)
 {
-	log_warnx("session %s: %s", s->name, why);
 	sess_close(s);
-	s->state = CAPSTATS_ERROR;
-	strlcpy(s->error, why, sizeof(s->error));
-	s->retry_at = now_mono() + RETRY_NS;
-	sess_describe(s);
-	sess_publish(s);
+	s->retry_ns = 0;
+	sess_backoff(s, why);
+}
+
+/* Tell whoever waits for S's operation how it ended. */
+static void
+sess_answer(struct sess *s, enum ctl_status st, const char *err)
+{
+	struct sess_waiter w = s->waiter;
+
+	memset(&s->waiter, 0, sizeof(s->waiter));
+	if (w.done != NULL)
+		w.done(w.client, st == CTL_OK ? s : NULL, st, err);
 }
 
 static void
 sess_free(struct sess *s)
 {
 	free(s->filter);
-	free(s);
+	free(s->next_filter);
+	s->ev.fd = -1;
+	loop_free_later(s);
 }
 
-enum ctl_status
-sess_new(const char *name, const char *iface, enum sess_mode want,
-    const char *filter, bool restoring, char *err, size_t errlen)
-{
-	struct shmw_desc d;
-	enum ctl_status st;
-	struct sess *s;
-	int slot;
+static void sess_compiled(void *, struct compiled *);
 
-	if (nsess >= cfg.max_sessions) {
-		snprintf(err, errlen, "session limit reached: %u sessions "
-		    "(raise it with -n)", cfg.max_sessions);
-		return CTL_FULL;
-	}
-	if (iface == NULL && (iface = sess_default_iface(err, errlen)) == NULL)
-		return CTL_BADIFACE;
+/* Compile FILTER for S in the background, for OP. */
+static int
+sess_compile(struct sess *s, enum sess_op op, const char *filter, bool dead_ok)
+{
+	if ((s->job = compile_start(s->iface, filter, dead_ok, sess_compiled,
+	    s)) == NULL)
+		return -1;
+	s->op = op;
+	return 0;
+}
+
+static struct sess *
+sess_alloc(const char *name, const char *iface, enum sess_mode want,
+    const char *filter)
+{
+	struct sess *s;
+
 	if ((s = calloc(1, sizeof(*s))) == NULL ||
 	    (s->filter = strdup(filter)) == NULL) {
 		free(s);
-		snprintf(err, errlen, "out of memory");
-		return CTL_NOMEM;
+		return NULL;
 	}
 	strlcpy(s->name, name, sizeof(s->name));
 	strlcpy(s->iface, iface, sizeof(s->iface));
+	s->ev.fd = -1;
 	s->path = &pcap_path;
 	s->mode = CAPSTATS_MODE_PCAP;
 	s->want = want;
 	s->created_ns = s->modified_ns = now_real();
+	return s;
+}
+
+/* Take an entry of the segment for S and list it. */
+static enum ctl_status
+sess_enter(struct sess *s, char *err, size_t errlen)
+{
+	struct shmw_desc d;
+	int slot;
+
 	if ((slot = shmw_alloc(shm, now_mono())) == -1) {
 		snprintf(err, errlen, "no free entry in the segment: stopped "
 		    "sessions' entries are reused 2 s after stop");
-		sess_free(s);
 		return CTL_FULL;
 	}
 	s->slot = (uint32_t)slot;
-	if ((st = sess_open(s, err, errlen)) != CTL_OK) {
-		if (!restoring) {
-			shmw_release(shm, s->slot);
-			sess_free(s);
-			return st;
-		}
-		s->state = CAPSTATS_ERROR;
-		strlcpy(s->error, err, sizeof(s->error));
-		s->retry_at = now_mono() + RETRY_NS;
-	}
 	sess_desc(s, &d);
 	s->session_id = shmw_start(shm, s->slot, &d);
 	sess_publish(s);
@@ -436,81 +490,259 @@ sess_new(const char *name, const char *iface, enum sess_mode want,
 	log_info("session %s: %s on %s (%s), filter '%s'", s->name,
 	    s->state == CAPSTATS_RUNNING ? "counting" : "waiting", s->iface,
 	    s->path->name, s->filter);
-	if (!restoring && state_save() == -1) {
-		snprintf(err, errlen, "cannot save the state file; session %s "
-		    "not created", name);
-		sess_stop(s);
-		return CTL_INTERNAL;
-	}
 	return CTL_OK;
+}
+
+static enum ctl_status
+sess_room(char *err, size_t errlen)
+{
+	if (nsess + nstarting < cfg.max_sessions)
+		return CTL_OK;
+	snprintf(err, errlen, "session limit reached: %u sessions (raise it "
+	    "with -n)", cfg.max_sessions);
+	return CTL_FULL;
+}
+
+enum ctl_status
+sess_new(const char *name, const char *iface, enum sess_mode want,
+    const char *filter, const struct sess_waiter *w, char *err, size_t errlen)
+{
+	enum ctl_status st;
+	struct sess *s;
+
+	if ((st = sess_room(err, errlen)) != CTL_OK)
+		return st;
+	if (iface == NULL && (iface = sess_default_iface(err, errlen)) == NULL)
+		return CTL_BADIFACE;
+	if ((s = sess_alloc(name, iface, want, filter)) == NULL ||
+	    sess_compile(s, OP_NEW, filter, false) == -1) {
+		if (s != NULL)
+			sess_free(s);
+		snprintf(err, errlen, "out of memory");
+		return CTL_NOMEM;
+	}
+	s->waiter = *w;
+	TAILQ_INSERT_TAIL(&starting, s, entry);
+	nstarting++;
+	return CTL_OK;
+}
+
+/* A new session's filter compiled, or did not: it counts, or is no more. */
+static void
+sess_new_compiled(struct sess *s, const struct compiled *c)
+{
+	char err[512];
+	enum ctl_status st = c->status;
+
+	TAILQ_REMOVE(&starting, s, entry);
+	nstarting--;
+	strlcpy(err, c->err, sizeof(err));
+	if (st == CTL_OK && (st = sess_open(s, c, err, sizeof(err))) == CTL_OK &&
+	    (st = sess_enter(s, err, sizeof(err))) != CTL_OK)
+		sess_close(s);
+	if (st != CTL_OK) {
+		sess_answer(s, st, err);
+		sess_free(s);
+		return;
+	}
+	if (state_save() == -1) {
+		snprintf(err, sizeof(err), "cannot save the state file; session "
+		    "%s not created", s->name);
+		sess_answer(s, CTL_INTERNAL, err);
+		sess_stop(s);
+		return;
+	}
+	sess_answer(s, CTL_OK, "");
+}
+
+static void
+sess_retry(struct sess *s)
+{
+	if (s->job != NULL)
+		return;
+	log_debug("session %s: trying again", s->name);
+	if (sess_compile(s, OP_RETRY, s->filter, false) == -1)
+		sess_backoff(s, "out of memory");
+}
+
+enum ctl_status
+sess_restore(const char *name, const char *iface, enum sess_mode want,
+    const char *filter, char *err, size_t errlen)
+{
+	enum ctl_status st;
+	struct sess *s;
+
+	if ((st = sess_room(err, errlen)) != CTL_OK)
+		return st;
+	if ((s = sess_alloc(name, iface, want, filter)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return CTL_NOMEM;
+	}
+	s->state = CAPSTATS_ERROR;
+	strlcpy(s->error, "starting: the filter is compiling", sizeof(s->error));
+	if ((st = sess_enter(s, err, errlen)) != CTL_OK) {
+		sess_free(s);
+		return st;
+	}
+	sess_retry(s);
+	return CTL_OK;
+}
+
+static void
+sess_retry_compiled(struct sess *s, const struct compiled *c)
+{
+	char err[512];
+	enum ctl_status st = c->status;
+
+	strlcpy(err, c->err, sizeof(err));
+	if (st == CTL_OK)
+		st = sess_open(s, c, err, sizeof(err));
+	if (st != CTL_OK) {
+		sess_backoff(s, err);
+		return;
+	}
+	log_info("session %s: counting on %s (%s)", s->name, s->iface,
+	    s->path->name);
+	sess_describe(s);
+	sess_publish(s);
 }
 
 /*
  * A new filter the kernel path cannot count: move the session to libpcap,
- * counters kept. On failure the old filter is put back.
+ * counters kept. When that fails too, the session is in error and tries
+ * again with the filter it had.
  */
 static enum ctl_status
-sess_reopen(struct sess *s, char *filter, char *err, size_t errlen)
+sess_reopen(struct sess *s, const struct compiled *c, char *err,
+    size_t errlen)
 {
-	char *old = s->filter, again[256];
 	enum ctl_status st;
 
 	sess_close(s);
-	s->state = CAPSTATS_ERROR;	/* until a path is open again */
-	s->filter = filter;
-	if ((st = sess_open(s, err, errlen)) != CTL_OK) {
-		s->filter = old;
-		free(filter);
-		if (sess_open(s, again, sizeof(again)) != CTL_OK)
-			sess_fail(s, again);
-		return st;
+	if ((st = sess_open(s, c, err, errlen)) != CTL_OK)
+		sess_fail(s, err);
+	return st;
+}
+
+static enum ctl_status
+sess_refilter(struct sess *s, const struct compiled *c, char *err,
+    size_t errlen)
+{
+	enum ctl_status st;
+
+	st = s->path->refilter(s, c->prog, c->dlt, err, errlen);
+	if ((st == CTL_BADFILTER || st == CTL_UNSUPPORTED) &&
+	    s->path == &kernel_path && s->want == SESS_AUTO)
+		st = sess_reopen(s, c, err, errlen);
+	return st;
+}
+
+enum ctl_status
+sess_modify(struct sess *s, const char *filter, const struct sess_waiter *w,
+    char *err, size_t errlen)
+{
+	if (s->op == OP_MODIFY) {
+		snprintf(err, errlen, "session %s: a modify is under way",
+		    s->name);
+		return CTL_BUSY;
 	}
-	free(old);
+	if ((s->next_filter = strdup(filter)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return CTL_NOMEM;
+	}
+	if (s->job != NULL) {		/* a retry: this filter instead */
+		compile_cancel(s->job);
+		s->job = NULL;
+		s->op = OP_NONE;
+	}
+	if (sess_compile(s, OP_MODIFY, filter,
+	    s->state != CAPSTATS_RUNNING) == -1) {
+		free(s->next_filter);
+		s->next_filter = NULL;
+		if (s->state == CAPSTATS_ERROR)
+			sess_retry(s);
+		snprintf(err, errlen, "out of memory");
+		return CTL_NOMEM;
+	}
+	s->waiter = *w;
+	return CTL_OK;
+}
+
+static void
+sess_modify_compiled(struct sess *s, const struct compiled *c)
+{
+	char err[512], *filter = s->next_filter;
+	enum ctl_status st = c->status;
+
+	s->next_filter = NULL;
+	strlcpy(err, c->err, sizeof(err));
+	if (st == CTL_OK && s->state == CAPSTATS_RUNNING)
+		st = sess_refilter(s, c, err, sizeof(err));
+	if (st != CTL_OK) {
+		free(filter);
+		if (s->state == CAPSTATS_ERROR)
+			sess_retry(s);
+		sess_answer(s, st, err);
+		return;
+	}
+	free(s->filter);
+	s->filter = filter;
 	s->modified_ns = now_real();
+	if (s->state == CAPSTATS_ERROR) {	/* the new filter, at once */
+		s->retry_ns = 0;
+		sess_retry(s);
+	}
 	sess_describe(s);
 	sess_publish(s);
 	log_info("session %s: filter now '%s', %s", s->name, s->filter,
 	    s->mode_why);
 	if (state_save() == -1)
 		log_warnx("session %s: the new filter is not saved", s->name);
-	return CTL_OK;
+	sess_answer(s, CTL_OK, "");
 }
 
-enum ctl_status
-sess_modify(struct sess *s, const char *filter, char *err, size_t errlen)
+static void
+sess_compiled(void *arg, struct compiled *c)
 {
-	enum ctl_status st;
-	char *copy;
+	struct sess *s = arg;
+	enum sess_op op = s->op;
 
-	if ((copy = strdup(filter)) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return CTL_NOMEM;
+	s->job = NULL;
+	s->op = OP_NONE;
+	switch (op) {
+	case OP_NEW:
+		sess_new_compiled(s, c);
+		break;
+	case OP_MODIFY:
+		sess_modify_compiled(s, c);
+		break;
+	case OP_RETRY:
+		sess_retry_compiled(s, c);
+		break;
+	case OP_NONE:
+		break;
 	}
-	if (s->state != CAPSTATS_RUNNING)
-		st = pcap_path.check(s, copy, err, errlen);
-	else if ((st = s->path->refilter(s, copy, err, errlen)) ==
-	    CTL_BADFILTER && s->path == &kernel_path && s->want == SESS_AUTO &&
-	    pcap_path.check(s, copy, err, errlen) == CTL_OK)
-		return sess_reopen(s, copy, err, errlen);
-	if (st != CTL_OK) {
-		free(copy);
-		return st;
-	}
-	free(s->filter);
-	s->filter = copy;
-	s->modified_ns = now_real();
-	sess_describe(s);
-	log_info("session %s: filter now '%s'", s->name, s->filter);
-	if (state_save() == -1)
-		log_warnx("session %s: the new filter is not saved", s->name);
-	return CTL_OK;
+}
+
+/* End S's compile, if any; whoever waits for it hears that S stopped. */
+static void
+sess_abandon(struct sess *s, const char *why)
+{
+	if (s->job != NULL)
+		compile_cancel(s->job);
+	s->job = NULL;
+	s->op = OP_NONE;
+	sess_answer(s, CTL_NOSESSION, why);
 }
 
 void
 sess_stop(struct sess *s)
 {
 	struct shmw_counts c;
+	char why[128];
 
+	snprintf(why, sizeof(why), "session %s was stopped", s->name);
+	sess_abandon(s, why);
 	sess_close(s);
 	s->state = CAPSTATS_STOPPED;
 	sess_counts(s, &c);
@@ -524,25 +756,6 @@ sess_stop(struct sess *s)
 		log_warnx("the stop is not saved");
 }
 
-static void
-sess_retry(struct sess *s, uint64_t now)
-{
-	char err[256];
-
-	if (sess_open(s, err, sizeof(err)) != CTL_OK) {
-		s->retry_at = now + RETRY_NS;
-		if (strcmp(err, s->error) != 0) {
-			log_warnx("session %s: %s", s->name, err);
-			strlcpy(s->error, err, sizeof(s->error));
-			sess_describe(s);
-		}
-		return;
-	}
-	log_info("session %s: counting again on %s", s->name, s->iface);
-	sess_describe(s);
-	sess_publish(s);
-}
-
 void
 sess_tick(uint64_t now, bool stats)
 {
@@ -552,8 +765,9 @@ sess_tick(uint64_t now, bool stats)
 	shmw_heartbeat(shm, now);
 	for (s = TAILQ_FIRST(&sessions); s != NULL; s = next) {
 		next = TAILQ_NEXT(s, entry);
-		if (s->state == CAPSTATS_ERROR && now >= s->retry_at)
-			sess_retry(s, now);
+		if (s->state == CAPSTATS_ERROR && s->job == NULL &&
+		    now >= s->retry_at)
+			sess_retry(s);
 		else if (s->state == CAPSTATS_RUNNING && stats) {
 			packets = s->packets;
 			drops = s->drops;
@@ -618,7 +832,13 @@ sess_shutdown(void)
 {
 	struct sess *s;
 
+	while ((s = TAILQ_FIRST(&starting)) != NULL) {
+		sess_abandon(s, "the daemon is shutting down");
+		TAILQ_REMOVE(&starting, s, entry);
+		sess_free(s);
+	}
 	while ((s = TAILQ_FIRST(&sessions)) != NULL) {
+		sess_abandon(s, "the daemon is shutting down");
 		sess_close(s);
 		TAILQ_REMOVE(&sessions, s, entry);
 		sess_free(s);

@@ -130,9 +130,9 @@ state_line(char *line)
 		return "bad counting path";
 	if (!ctl_valid_filter(f[4]))
 		return "bad filter text";
-	if (sess_find(f[1]) != NULL)
+	if (sess_name_taken(f[1]))
 		return "session named twice";
-	if (sess_new(f[1], f[2], want, f[4], true, err, sizeof(err)) != CTL_OK) {
+	if (sess_restore(f[1], f[2], want, f[4], err, sizeof(err)) != CTL_OK) {
 		log_warnx("state file %s: session %s: %s", path, f[1], err);
 		return "could not be restored";
 	}

@@ -21,7 +21,21 @@
 
 #include "../../daemon/proto.c"
 #include "../../daemon/log.c"
+
+/*
+ * A new or a modify ends later, from the loop: the double ends it as soon
+ * as cmd_exec() returns, and hands cmd.c the reply still being built.
+ */
+#include "daemon.h"
+
+static struct reply *fz_later;
+static struct reply *fz_resume(uint64_t);
+static void fz_resumed(uint64_t);
+#define ctl_resume fz_resume
+#define ctl_resumed fz_resumed
 #include "../../daemon/cmd.c"
+#undef ctl_resume
+#undef ctl_resumed
 
 /* ctl.c hands each line to cmd_exec(): the harness steps in to check each reply on its own. */
 static void fz_exec(char *line, struct reply *r);
@@ -67,6 +81,12 @@ void
 ev_del(struct evsrc *src)
 {
 	(void)src;
+}
+
+void
+loop_free_later(void *p)
+{
+	free(p);
 }
 
 /* A clock that only moves when the double says so keeps replies reproducible. */
@@ -224,15 +244,112 @@ sess_total_if_drops(const struct sess *s)
 	return s->if_drops_base + s->if_drops;
 }
 
+bool
+sess_name_taken(const char *name)
+{
+	return sess_find(name) != NULL;
+}
+
+/* The operation cmd.c waits for, ended by fz_finish(). */
+static struct {
+	struct sess_waiter	 w;
+	bool			 is_new;
+	char			 name[CAPSTATS_NAME_MAX + 1];
+	char			 iface[CAPSTATS_IFACE_MAX + 1];
+	bool			 has_iface;
+	enum sess_mode		 want;
+	struct sess		*s;
+	char			 filter[CTL_FILTER_MAX + 1];
+	bool			 pending;
+} fz_op;
+
+static enum ctl_status fz_new(const char *, const char *, enum sess_mode,
+    const char *, char *, size_t);
+static enum ctl_status fz_modify(struct sess *, const char *, char *, size_t);
+
 enum ctl_status
 sess_new(const char *name, const char *iface, enum sess_mode want,
-    const char *filter, bool restoring, char *err, size_t errlen)
+    const char *filter, const struct sess_waiter *w, char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	FZ_ASSERT(!fz_op.pending && w->done != NULL);
+	FZ_ASSERT(strlen(filter) <= CTL_FILTER_MAX);
+	fz_op.w = *w;
+	fz_op.is_new = true;
+	strlcpy(fz_op.name, name, sizeof(fz_op.name));
+	fz_op.has_iface = iface != NULL;
+	if (iface != NULL)
+		strlcpy(fz_op.iface, iface, sizeof(fz_op.iface));
+	fz_op.want = want;
+	strlcpy(fz_op.filter, filter, sizeof(fz_op.filter));
+	fz_op.pending = true;
+	return CTL_OK;
+}
+
+enum ctl_status
+sess_modify(struct sess *s, const char *filter, const struct sess_waiter *w,
+    char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	FZ_ASSERT(!fz_op.pending && w->done != NULL);
+	FZ_ASSERT(fz_in_table(s) && strlen(filter) <= CTL_FILTER_MAX);
+	fz_op.w = *w;
+	fz_op.is_new = false;
+	fz_op.s = s;
+	strlcpy(fz_op.filter, filter, sizeof(fz_op.filter));
+	fz_op.pending = true;
+	return CTL_OK;
+}
+
+static struct reply *
+fz_resume(uint64_t client)
+{
+	FZ_ASSERT(fz_later != NULL && client == fz_later->client);
+	return fz_later;
+}
+
+static void
+fz_resumed(uint64_t client)
+{
+	FZ_ASSERT(fz_later != NULL && client == fz_later->client);
+	fz_later = NULL;
+}
+
+/* End the operation under way, as sess.c does once the filter compiled. */
+static void
+fz_finish(struct reply *r)
+{
+	struct sess_waiter w = fz_op.w;
+	enum ctl_status st;
+	char err[512] = "";
+	struct sess *s;
+
+	FZ_ASSERT(fz_op.pending && r->later);
+	fz_op.pending = false;
+	fz_later = r;
+	if (fz_op.is_new) {
+		st = fz_new(fz_op.name, fz_op.has_iface ? fz_op.iface : NULL,
+		    fz_op.want, fz_op.filter, err, sizeof(err));
+		s = st == CTL_OK ? sess_find(fz_op.name) : NULL;
+	} else {
+		st = fz_modify(fz_op.s, fz_op.filter, err, sizeof(err));
+		s = fz_op.s;
+	}
+	w.done(w.client, st == CTL_OK ? s : NULL, st, err);
+	FZ_ASSERT(fz_later == NULL);
+	r->later = false;
+}
+
+static enum ctl_status
+fz_new(const char *name, const char *iface, enum sess_mode want,
+    const char *filter, char *err, size_t errlen)
 {
 	enum ctl_status st;
 	struct sess *s;
 
 	/* What sess.c relies on cmd.c and ctl.c for. */
-	FZ_ASSERT(!restoring);
 	FZ_ASSERT(ctl_valid_name(name) && sess_find(name) == NULL);
 	FZ_ASSERT(iface == NULL || ctl_valid_iface(iface));
 	FZ_ASSERT(want == SESS_AUTO || want == SESS_PCAP || want == SESS_KERNEL);
@@ -289,8 +406,8 @@ sess_new(const char *name, const char *iface, enum sess_mode want,
 	return CTL_OK;
 }
 
-enum ctl_status
-sess_modify(struct sess *s, const char *filter, char *err, size_t errlen)
+static enum ctl_status
+fz_modify(struct sess *s, const char *filter, char *err, size_t errlen)
 {
 	bool refused;
 	char *copy;
@@ -541,7 +658,11 @@ fz_exec(char *line, struct reply *r)
 	/* What client_read() promises cmd_exec(). */
 	FZ_ASSERT(len < CTL_REQUEST_MAX && ctl_printable(line, len));
 	memcpy(req, line, len + 1);
+	r->client = 1;
 	cmd_exec(line, r);
+	if (r->later)
+		fz_finish(r);
+	FZ_ASSERT(!fz_op.pending);
 	fz_check_table();
 	/* The daemon drops a client whose reply could not be built. */
 	if (r->failed)

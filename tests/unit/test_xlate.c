@@ -698,7 +698,8 @@ load_counting(struct tcase **cs, size_t n, const struct bpfsys_map *m,
 		fl[i] = (struct xlate_filter){ cs[j]->insns, cs[j]->len,
 		    (uint32_t)j };
 	}
-	if (xlate_build(fl, n, m->fd, m->slots, &prog, err, errlen) == 0) {
+	if (xlate_build(fl, n, m->fd, m->slots, NULL, &prog, err,
+	    errlen) == 0) {
 		fd = bpfsys_prog_load(&prog, err, errlen);
 		xlate_free(&prog);
 	}
@@ -920,13 +921,13 @@ test_build_refusals(void)
 	struct xlate_prog prog;
 	char err[256];
 
-	CHECK(xlate_build(fl, 2, -1, 7, &prog, err, sizeof(err)) == -1);
+	CHECK(xlate_build(fl, 2, -1, 7, NULL, &prog, err, sizeof(err)) == -1);
 	CHECK_MSG(strstr(err, "filter 1") != NULL, "%s\n", err);
 	fl[1].insns = hw_accept + 1;	/* no instructions left */
 	fl[1].len = 0;
-	CHECK(xlate_build(fl, 2, -1, 8, &prog, err, sizeof(err)) == -1);
+	CHECK(xlate_build(fl, 2, -1, 8, NULL, &prog, err, sizeof(err)) == -1);
 	CHECK_MSG(strstr(err, "filter 1 (counter 7)") != NULL, "%s\n", err);
-	CHECK(xlate_build(fl, 1, -1, XLATE_SLOTS_MAX + 1, &prog, err,
+	CHECK(xlate_build(fl, 1, -1, XLATE_SLOTS_MAX + 1, NULL, &prog, err,
 	    sizeof(err)) == -1);
 }
 
@@ -1248,7 +1249,8 @@ test_live(uint64_t *compared)
 	CHECK(bpfsys_map_create(&l.m, SLOTS, err, sizeof(err)) == 0);
 	fd = load_counting(l.cs, l.n, &l.m, false, err, sizeof(err));
 	CHECK_MSG(fd >= 0, "%s\n", err);
-	l.sock = bpfsys_socket((int)rx.ifindex, fd, err, sizeof(err));
+	l.sock = bpfsys_socket((int)rx.ifindex, SOCK_RAW, fd, err,
+	    sizeof(err));
 	CHECK_MSG(l.sock >= 0, "%s\n", err);
 	close(fd);
 	CHECK((l.tx = send_socket(if_nametoindex(SEND_IF))) >= 0);
