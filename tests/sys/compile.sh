@@ -1,0 +1,88 @@
+# tests/sys/compile.sh: a filter compiles in a child while the loop goes on.
+# Three filters that take libpcap's optimizer longer than the deadline are
+# in flight at once: the heartbeat never pauses over 100 ms, another
+# client's list answers, and a session goes on counting. Sessions restored
+# from the state file that cannot start (a filter libpcap refuses, an
+# interface not there yet) try again after 1, 2, 4... s and log each
+# failure once; the one whose interface appears starts counting.
+. "${TOP:-.}/tests/lib.sh"
+require_root
+require_capstats
+need ip "$PY"
+
+slow=$(cat "$TOP/tests/fuzz/slow/slow-filter-portrange") ||
+    die "compile: no slow filter in tests/fuzz/slow"
+daemon_start -i lo || exit 1
+check "a session to keep counting" cs new steady interface lo filter udp port 9631
+
+# The heartbeat's age, sampled every 2 ms from the segment while the slow
+# compiles run; prints the largest age seen, in ms, and how many samples.
+"$PY" - "$SHM" "$TDIR/beat.out" <<'EOF' &
+import mmap, os, struct, sys, time
+name, out = sys.argv[1:]
+fd = os.open("/dev/shm/" + name.lstrip("/"), os.O_RDONLY)
+mm = mmap.mmap(fd, 0, prot=mmap.PROT_READ)
+q = memoryview(mm).cast("B")[:4096].cast("Q")
+worst, n, end = 0, 0, time.monotonic() + 2.5
+while time.monotonic() < end:
+    worst = max(worst, time.monotonic_ns() - q[136 // 8])
+    n += 1
+    time.sleep(0.002)
+open(out, "w").write("%d %d\n" % (worst // 1000000, n))
+EOF
+beat=$!
+bg_track "$beat"
+nap 0.1
+t0=$(now_ms)
+for i in 1 2 3; do
+	cs new "slow$i" interface lo filter "$slow" >"$TDIR/slow$i.out" 2>&1 &
+	bg_track $!
+	eval "slowpid$i=$!"
+done
+nap 0.1
+t1=$(now_ms)
+check "another client's list answers while three compiles run" cs list
+check "... within 200 ms" test $(($(now_ms) - t1)) -lt 200
+"$PY" -c "
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(7): s.sendto(b'x', ('127.0.0.1', 9631))
+"
+for i in 1 2 3; do
+	eval "p=\$slowpid$i"
+	wait "$p"
+	check_eq "slow filter $i is refused (exit 1)" 1 "$?"
+	check_match "... as too slow to compile" "takes more than 500 ms to compile" \
+	    "$(cat "$TDIR/slow$i.out")"
+done
+check "the three were answered within 1.5 s" test $(($(now_ms) - t0)) -lt 1500
+wait "$beat"
+read -r worst samples <"$TDIR/beat.out"
+echo "  heartbeat: at most $worst ms old over $samples samples"
+check "the segment was sampled" test "${samples:-0}" -gt 100
+check "the heartbeat never paused over 100 ms" test "${worst:-999}" -le 100
+check "the session counted through the compiles" wait_count steady 7
+check "no slow session was left behind" test -z "$(cs list | grep slow)"
+daemon_stop
+
+# ---- retries with back-off, from the state file
+
+IF=cscomp$$d
+printf '# capstats state 1\nsession\tbadf\tlo\tauto\tip[\nsession\tlater\t%s\tauto\tudp\n' \
+    "$IF" >"$STATE"
+daemon_start -i lo -D || exit 1
+nap 2.5
+check_eq "a filter libpcap refuses: in error" error "$(poll_field badf state)"
+check_eq "an interface not there yet: in error" error "$(poll_field later state)"
+ip link add "$IF" type veth peer name "${IF}p" && T_LINKS+=("$IF") &&
+    ip link set "$IF" up ||
+    die "compile: cannot add a veth pair"
+nap 5
+tries=$(grep -c 'session badf: trying again' "$TDIR/daemon.log")
+# Tried at 0, 1, 3 and 7 s: at most 4 in 7.5 s (7 or 8 at one a second).
+check "the failing session was tried at 1, 2, 4 s intervals ($tries tries)" \
+    test "$tries" -ge 3 -a "$tries" -le 4
+check_eq "its failure was logged once" 1 \
+    "$(grep -c "session badf: filter 'ip\['" "$TDIR/daemon.log")"
+check "the interface that appeared is counted" wait_state later running
+daemon_stop
