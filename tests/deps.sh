@@ -4,7 +4,8 @@
 set -e
 pkgs="make gcc libc6-dev libpcap-dev libbsd-dev pkg-config iproute2 ethtool
 tcpreplay tcpdump python3 strace clang libclang-rt-14-dev groff-base man-db
-systemd util-linux mandoc bash-completion prometheus chromium"
+systemd util-linux mandoc bash-completion prometheus chromium valgrind
+binutils"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' ||
