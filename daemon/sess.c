@@ -102,6 +102,8 @@ sess_init(const char *shmname, uint32_t max_sessions, char *err, size_t errlen)
 	    err, errlen)) == NULL)
 		return -1;
 	cfg.instance = shmw_instance(shm);
+	if (shmw_vacated(shm) != NULL)
+		log_warnx("%s", shmw_vacated(shm));
 	shmw_heartbeat(shm, now_mono());
 	return 0;
 }

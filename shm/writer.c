@@ -60,6 +60,8 @@ struct shmw {
 	uint64_t		 next_id;
 	uint64_t		 beats;
 	struct wr_slot		*slot;
+	char			 vacated[2 * (sizeof(WR_DIR) + WR_NAME_MAX) + 128];
+					/* what held our name, for the log */
 };
 
 /* The counter fields, as the segment describes them to generic readers. */
@@ -291,6 +293,54 @@ wr_supersede(const char *path)
 	munmap(p, CS_HEADER_SIZE);
 }
 
+static const char *
+wr_kind(mode_t mode)
+{
+	return S_ISDIR(mode) ? "directory" : S_ISREG(mode) ? "file" :
+	    S_ISLNK(mode) ? "symbolic link" : S_ISFIFO(mode) ? "fifo" :
+	    S_ISSOCK(mode) ? "socket" : "special file";
+}
+
+/*
+ * Make room for the segment at PATH. /dev/shm is anyone's to write in, so
+ * anyone may have put something at the segment's name first: rename(2)
+ * replaces anything but a directory, and a directory is removed, or, when
+ * it holds something, moved aside beside it. Says in W->vacated what was
+ * there and whose, unless it was a segment of a daemon before.
+ */
+static int
+wr_vacate(struct shmw *w, char *err, size_t errlen)
+{
+	char aside[sizeof(w->path) + 32];
+	struct stat st;
+
+	if (lstat(w->path, &st) == -1 || wr_genuine_file(&st))
+		return 0;
+	snprintf(w->vacated, sizeof(w->vacated), "%s: replaced a %s of uid %u "
+	    "gid %u", w->path, wr_kind(st.st_mode), (unsigned)st.st_uid,
+	    (unsigned)st.st_gid);
+	if (!S_ISDIR(st.st_mode) || rmdir(w->path) == 0)
+		return 0;
+	snprintf(aside, sizeof(aside), "%s.squatted.%016" PRIx64, w->path,
+	    w->instance);
+	if (rename(w->path, aside) == -1) {
+		wr_err(err, errlen, "%s is a directory of uid %u, which cannot "
+		    "be moved aside: %s", w->path, (unsigned)st.st_uid,
+		    strerror(errno));
+		return -1;
+	}
+	snprintf(w->vacated, sizeof(w->vacated), "%s: a directory of uid %u "
+	    "gid %u was there; moved to %s", w->path, (unsigned)st.st_uid,
+	    (unsigned)st.st_gid, aside);
+	return 0;
+}
+
+const char *
+shmw_vacated(const struct shmw *w)
+{
+	return w->vacated[0] != '\0' ? w->vacated : NULL;
+}
+
 static void
 wr_free(struct shmw *w)
 {
@@ -363,6 +413,10 @@ shmw_create(const char *name, gid_t gid, uint32_t slots,
 		return NULL;
 	}
 	wr_supersede(w->path);
+	if (wr_vacate(w, err, errlen) == -1) {
+		wr_free(w);
+		return NULL;
+	}
 	if (rename(w->tmp, w->path) == -1) {
 		wr_err(err, errlen, "rename %s to %s: %s", w->tmp, w->path,
 		    strerror(errno));

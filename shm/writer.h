@@ -55,6 +55,11 @@ struct shmw *shmw_create(const char *name, gid_t gid, uint32_t slots,
 void shmw_destroy(struct shmw *);
 
 uint64_t shmw_instance(const struct shmw *);
+/*
+ * What another user had put at the segment's name, which shmw_create()
+ * removed or moved aside, for the log; NULL when nothing was in the way.
+ */
+const char *shmw_vacated(const struct shmw *);
 uint32_t shmw_slots(const struct shmw *);
 
 /* Refresh the heartbeat (CLOCK_MONOTONIC ns). */
