@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdbool.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -139,47 +140,93 @@ state_line(char *line)
 	return NULL;
 }
 
+/*
+ * Whether the file open as FD may be believed: root's, and writable by no
+ * one else. Another user who could write it could make the daemon open
+ * captures of their choosing.
+ */
+static const char *
+state_untrusted(int fd)
+{
+	static char why[96];
+	struct stat st;
+
+	if (fstat(fd, &st) == -1)
+		return "cannot be checked";
+	if (!S_ISREG(st.st_mode))
+		return "not a regular file";
+	if (st.st_uid != 0) {
+		snprintf(why, sizeof(why), "owned by uid %u, not root",
+		    (unsigned)st.st_uid);
+		return why;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		return "writable by group or others";
+	return NULL;
+}
+
+/* Why line LINE of LEN bytes (its LF taken off) cannot be restored, or NULL. */
+static const char *
+state_check_line(char *line, size_t len, bool had_lf)
+{
+	if (!had_lf)
+		return "truncated: no end of line";
+	if (memchr(line, '\0', len) != NULL)
+		return "has a NUL byte";
+	if (len > STATE_LINE_MAX)
+		return "too long";
+	return state_line(line);
+}
+
 void
 state_restore(void)
 {
-	char line[STATE_LINE_MAX + 2];
 	unsigned lineno = 0, bad = 0, good = 0;
 	const char *why;
-	size_t len;
+	char *line = NULL;
+	size_t cap = 0, len;
+	ssize_t n;
+	bool lf;
 	FILE *f;
+	int fd;
 
-	if ((f = fopen(path, "re")) == NULL) {
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1 ||
+	    (f = fdopen(fd, "r")) == NULL) {
 		if (errno != ENOENT)
 			log_warn("state file %s", path);
+		if (fd != -1)
+			close(fd);
 		return;
 	}
-	while (fgets(line, sizeof(line), f) != NULL) {
+	if ((why = state_untrusted(fd)) != NULL) {
+		log_warnx("state file %s: %s; nothing restored from it", path,
+		    why);
+		fclose(f);
+		state_keep_bad();
+		state_save();
+		return;
+	}
+	while ((n = getline(&line, &cap, f)) != -1) {
 		lineno++;
-		len = strlen(line);
-		if (len == 0 || line[len - 1] != '\n') {
-			why = "truncated or too long";
-			while (len > 0 && line[len - 1] != '\n' &&
-			    fgets(line, sizeof(line), f) != NULL)
-				len = strlen(line);
-		} else {
+		len = (size_t)n;
+		if ((lf = len > 0 && line[len - 1] == '\n'))
 			line[--len] = '\0';
-			if (lineno == 1 && strcmp(line, STATE_HEADER) == 0)
-				continue;
-			if (len == 0)
-				continue;
-			if (lineno == 1) {
-				log_warnx("state file %s: no header", path);
-				bad++;
-			}
-			why = state_line(line);
+		if (lf && lineno == 1 && strcmp(line, STATE_HEADER) == 0)
+			continue;
+		if (lf && len == 0)
+			continue;
+		if (lineno == 1) {
+			log_warnx("state file %s: no header", path);
+			bad++;
 		}
-		if (why != NULL) {
+		if ((why = state_check_line(line, len, lf)) != NULL) {
 			log_warnx("state file %s line %u: %s; not restored",
 			    path, lineno, why);
 			bad++;
 		} else
 			good++;
 	}
+	free(line);
 	fclose(f);
 	if (lineno > 0)
 		log_info("state file %s: %u sessions restored, %u lines not",

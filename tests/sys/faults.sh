@@ -109,6 +109,8 @@ daemon_stop
 printf '# capstats state 1\nsession\tgood1\tlo\tauto\tudp\ngarbage line\nsession\tbad/name\tlo\tauto\ttcp\nsession\tgood2\tlo\tpcap\t\nsession\tbadmode\tlo\tfast\ttcp\nsession\ttrunc\tlo\tauto\tud' >"$STATE"
 cp "$STATE" "$TDIR/state.orig"
 daemon_start || exit 1
+wait_state good1 running
+wait_state good2 running
 check_eq "the good sessions are restored" "['good1', 'good2']" \
     "$(cs -j list | json '[s["session"] for s in d]')"
 check_match "the log names line 3" "line 3: not a session line" "$(daemon_log)"
@@ -119,3 +121,31 @@ check_eq "the restored sessions keep their path" "['kernel', 'pcap']" \
     "$(cs -j list | json '[s["mode"] for s in d]')"
 bad=$(ls "$STATE".bad.* 2>/dev/null | head -1)
 check "a copy of the damaged file is kept" cmp "$TDIR/state.orig" "${bad:-/nonexistent}"
+
+daemon_stop
+
+# A NUL byte inside a line: that line is named, the next one restored.
+rm -f "$STATE".bad.*
+printf '# capstats state 1\nsession\tnul\tlo\tauto\tudp\0 port 1\nsession\tafter\tlo\tauto\tudp\n' >"$STATE"
+daemon_start || exit 1
+check "the line after a NUL byte is restored" wait_state after running
+check_match "the line with the NUL byte is named" "line 2: has a NUL byte" "$(daemon_log)"
+check "a copy of that file is kept" test -n "$(ls "$STATE".bad.* 2>/dev/null)"
+daemon_stop
+
+# A state file another user could have written is not believed.
+for how in owner mode; do
+	rm -f "$STATE".bad.*
+	printf '# capstats state 1\nsession\tplanted\tlo\tauto\tudp\n' >"$STATE"
+	if [ $how = owner ]; then chown 65534 "$STATE"; else chmod 0666 "$STATE"; fi
+	daemon_start || exit 1
+	nap 0.3
+	check_eq "a state file of the wrong $how is not restored" "[]" \
+	    "$(cs -j list | json '[s["session"] for s in d]')"
+	check_match "... and the log says why" \
+	    "state file $STATE: (owned by uid 65534, not root|writable by group or others); nothing restored" \
+	    "$(daemon_log)"
+	check "... and it is kept aside" test -n "$(ls "$STATE".bad.* 2>/dev/null)"
+	check "... and replaced by root's own" test -O "$STATE" -a ! -w "$STATE" -o "$(stat -c %a "$STATE")" = 600
+	daemon_stop
+done
