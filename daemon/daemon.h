@@ -172,6 +172,7 @@ extern const struct path_ops kernel_path;
 bool kpath_available(char *why, size_t whylen);
 bool kpath_active(void);	/* some session counts in the kernel */
 void kpath_fold(void);		/* fold the kernel's counters into the sessions */
+void kpath_shutdown(void);	/* stop counting on every interface at once */
 
 /* daemon.c: fold the kernel path's counters every few ms, or stop. */
 void fold_timer(bool on);

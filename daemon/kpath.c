@@ -164,6 +164,7 @@ static int
 kgroup_swap(struct kgroup *g, char *err, size_t errlen)
 {
 	struct xlate_filter f[GROUP_SLOTS];
+	struct xlate_wire wire;
 	struct xlate_prog prog;
 	struct kstate *ks;
 	size_t n = 0;
@@ -178,7 +179,9 @@ kgroup_swap(struct kgroup *g, char *err, size_t errlen)
 		f[n].len = ks->prog.bf_len;
 		f[n++].index = i;
 	}
-	if (xlate_build(f, n, g->map.fd, g->map.slots, NULL, &prog, err,
+	wire.hdr_len = g->link->hdr_len;
+	wire.vlan_len = g->link->vlan_len;
+	if (xlate_build(f, n, g->map.fd, g->map.slots, &wire, &prog, err,
 	    errlen) == -1)
 		return -1;
 	fd = bpfsys_prog_load(&prog, err, errlen);
@@ -409,6 +412,25 @@ kpath_close(struct sess *s)
 	pcap_freecode(&ks->prog);
 	free(ks);
 	s->path_state = NULL;
+}
+
+/*
+ * The daemon is ending: every group's socket goes at once, so that closing
+ * its sessions one by one rebuilds no program (kpath_close() takes their
+ * last counts from the map).
+ */
+void
+kpath_shutdown(void)
+{
+	struct kgroup *g;
+
+	LIST_FOREACH(g, &groups, entry) {
+		if (g->ev.fd == -1)
+			continue;
+		ev_del(&g->ev);
+		close(g->ev.fd);
+		g->ev.fd = -1;
+	}
 }
 
 /* Fold every group's counters into its sessions and publish what moved. */

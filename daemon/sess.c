@@ -834,6 +834,7 @@ sess_shutdown(void)
 {
 	struct sess *s;
 
+	kpath_shutdown();
 	while ((s = TAILQ_FIRST(&starting)) != NULL) {
 		sess_abandon(s, "the daemon is shutting down");
 		TAILQ_REMOVE(&starting, s, entry);
