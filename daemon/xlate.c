@@ -353,10 +353,11 @@ load_size(uint16_t code)
 }
 
 /*
- * A load at a constant offset: those before the packet are ancillary data
- * or relative to a header the kernel finds, which only the kernel's own
- * classic interpreter reads; the offsets below SKF_LL_OFF read nothing and
- * the filter rejects, as in classic BPF.
+ * A load at a constant offset. Those before the packet are ancillary data
+ * (LD only: an MSH there is a load relative to the network header) or
+ * relative to a header, which the kernel reads from paged data too, where
+ * no helper of a socket filter follows it (see xlate.h): refused. Below
+ * SKF_LL_OFF the kernel reads nothing and the filter rejects.
  */
 static const char *
 check_abs(const struct sock_filter *in, struct scan *sc)
@@ -369,10 +370,9 @@ check_abs(const struct sock_filter *in, struct scan *sc)
 			sc->abs_end = (uint64_t)in->k + load_size(in->code);
 		return NULL;
 	}
-	if (k >= SKF_AD_OFF) {
-		if (BPF_CLASS(in->code) == BPF_LD &&
-		    (k - SKF_AD_OFF == SKF_AD_ALU_XOR_X ||
-		    anc_field(k - SKF_AD_OFF, &swap) >= 0))
+	if (k >= SKF_AD_OFF && BPF_CLASS(in->code) == BPF_LD) {
+		if (k - SKF_AD_OFF == SKF_AD_ALU_XOR_X ||
+		    anc_field(k - SKF_AD_OFF, &swap) >= 0)
 			return NULL;
 		return "ancillary load not supported";
 	}
@@ -419,8 +419,8 @@ check_insn(const struct sock_filter *f, unsigned len, unsigned pc,
 }
 
 /*
- * Whether IN always rejects: a load from the packet at an offset past
- * INT_MAX, which no packet has (those before the packet are refused or
+ * Whether IN always rejects: a load at a constant offset below SKF_LL_OFF,
+ * where the kernel reads nothing (those from there to 0 are refused or
  * ancillary). Nothing after it is reached that way.
  */
 static bool
@@ -433,8 +433,6 @@ always_rejects(const struct sock_filter *in)
 		return BPF_CLASS(in->code) == BPF_LD && k < SKF_LL_OFF;
 	case BPF_MSH:
 		return BPF_CLASS(in->code) == BPF_LDX && k < SKF_LL_OFF;
-	case BPF_IND:
-		return BPF_CLASS(in->code) == BPF_LD && k < 0;
 	}
 	return false;
 }
@@ -485,6 +483,22 @@ regs_used(const struct sock_filter *in, uint32_t *rd, uint32_t *wr)
 	}
 }
 
+/* The instructions that may run after IN, at PC: 0 to 2 of them in NEXT. */
+static unsigned
+successors(const struct sock_filter *in, unsigned pc, unsigned next[2])
+{
+	unsigned n = 0;
+
+	if (in->code == (BPF_JMP | BPF_JA))
+		next[n++] = pc + 1 + in->k;
+	else if (BPF_CLASS(in->code) == BPF_JMP) {
+		next[n++] = pc + 1 + in->jt;
+		next[n++] = pc + 1 + in->jf;
+	} else if (BPF_CLASS(in->code) != BPF_RET && !always_rejects(in))
+		next[n++] = pc + 1;
+	return n;
+}
+
 /*
  * Mark the instructions reached from the start, and follow what is
  * written on every path to each: a read of M[] must come after a write on
@@ -518,15 +532,7 @@ check_flow(const struct sock_filter *f, unsigned len, struct scan *sc,
 		if ((in->code == (BPF_LD | BPF_MEM) ||
 		    in->code == (BPF_LDX | BPF_MEM)) && !(v & (1u << in->k)))
 			return "reads scratch memory before writing it";
-		n = 0;
-		if (in->code == (BPF_JMP | BPF_JA))
-			next[n++] = pc + 1 + in->k;
-		else if (BPF_CLASS(in->code) == BPF_JMP) {
-			next[n++] = pc + 1 + in->jt;
-			next[n++] = pc + 1 + in->jf;
-		} else if (BPF_CLASS(in->code) != BPF_RET &&
-		    !always_rejects(in))
-			next[n++] = pc + 1;
+		n = successors(in, pc, next);
 		for (i = 0; i < n; i++) {
 			sc->reach[next[i]] = 1;
 			valid[next[i]] &= v;
@@ -535,13 +541,322 @@ check_flow(const struct sock_filter *f, unsigned len, struct scan *sc,
 	return NULL;
 }
 
+/* ---- the values A, X and M[] may hold, for loads at X + k */
+
+/* Every u32 from lo to hi. */
+struct range {
+	uint32_t	lo, hi;
+};
+
+#define RANGE_ALL	((struct range){ 0, UINT32_MAX })
+
+/*
+ * skb->len: the kernel's own loads take offsets and lengths as int, and
+ * no packet comes near (GSO and GRO stop at 512 KiB).
+ */
+#define SKB_LEN_RANGE	((struct range){ 0, INT32_MAX })
+
+/* Before an instruction: what each may hold on some path to it. */
+struct vals {
+	struct range	a, x, m[BPF_MEMWORDS];
+	bool		set;		/* some path reaches it */
+};
+
+/* V with every bit below its highest set: the largest OR or XOR of it. */
+static uint32_t
+cover(uint32_t v)
+{
+	v |= v >> 1;
+	v |= v >> 2;
+	v |= v >> 4;
+	v |= v >> 8;
+	return v | v >> 16;
+}
+
+/*
+ * LO to HI (each within 2^33 of 0) on 32 bits: the same values less a
+ * multiple of 2^32 when both ends are in one such block, else all.
+ */
+static struct range
+wrap(int64_t lo, int64_t hi)
+{
+	const int64_t bias = (int64_t)1 << 34;
+
+	if ((lo + bias) >> 32 != (hi + bias) >> 32)
+		return RANGE_ALL;
+	return (struct range){ (uint32_t)lo, (uint32_t)hi };
+}
+
+/* The counts a shift by B uses: the kernel takes them modulo 32. */
+static struct range
+shift_count(struct range b)
+{
+	return b.hi < 32 ? b : (struct range){ 0, 31 };
+}
+
+/* A OP B, as the kernel computes it on 32 bits. */
+static struct range
+alu_range(uint8_t op, struct range a, struct range b)
+{
+	struct range c;
+
+	switch (op) {
+	case BPF_ADD:
+		return wrap((int64_t)a.lo + b.lo, (int64_t)a.hi + b.hi);
+	case BPF_SUB:
+		return wrap((int64_t)a.lo - b.hi, (int64_t)a.hi - b.lo);
+	case BPF_MUL:
+		if ((uint64_t)a.hi * b.hi > UINT32_MAX)
+			return RANGE_ALL;
+		return (struct range){ a.lo * b.lo, a.hi * b.hi };
+	case BPF_DIV:			/* by 0: the filter rejects */
+		return (struct range){ a.lo / (b.hi ? b.hi : 1),
+		    a.hi / (b.lo ? b.lo : 1) };
+	case BPF_MOD:
+		if (a.hi < b.lo)
+			return a;
+		return (struct range){ 0, b.hi && b.hi - 1 < a.hi ?
+		    b.hi - 1 : a.hi };
+	case BPF_AND:
+		return (struct range){ 0, a.hi < b.hi ? a.hi : b.hi };
+	case BPF_OR:
+		return (struct range){ a.lo > b.lo ? a.lo : b.lo,
+		    cover(a.hi | b.hi) };
+	case BPF_XOR:
+		return (struct range){ 0, cover(a.hi | b.hi) };
+	case BPF_LSH:
+		c = shift_count(b);
+		if ((uint64_t)a.hi << c.hi > UINT32_MAX)
+			return RANGE_ALL;
+		return (struct range){ a.lo << c.lo, a.hi << c.hi };
+	case BPF_RSH:
+		c = shift_count(b);
+		return (struct range){ a.lo >> c.hi, a.hi >> c.lo };
+	case BPF_NEG:
+		return wrap(-(int64_t)a.hi, -(int64_t)a.lo);
+	}
+	return RANGE_ALL;
+}
+
+/* What an ancillary load at SKF_AD_OFF + OFF gives. */
+static struct range
+anc_range(int32_t off, const struct vals *v)
+{
+	switch (off) {
+	case SKF_AD_PKTTYPE:
+		return (struct range){ 0, 7 };
+	case SKF_AD_VLAN_TAG_PRESENT:
+		return (struct range){ 0, 1 };
+	case SKF_AD_PROTOCOL:
+	case SKF_AD_QUEUE:
+	case SKF_AD_VLAN_TAG:
+	case SKF_AD_VLAN_TPID:
+		return (struct range){ 0, 0xffff };
+	case SKF_AD_ALU_XOR_X:
+		return alu_range(BPF_XOR, v->a, v->x);
+	}
+	return RANGE_ALL;
+}
+
+/* What the load IN, of class BPF_LD, puts in A. */
+static struct range
+ld_range(const struct sock_filter *in, const struct vals *v)
+{
+	int32_t k = (int32_t)in->k;
+
+	switch (BPF_MODE(in->code)) {
+	case BPF_IMM:
+		return (struct range){ in->k, in->k };
+	case BPF_MEM:
+		return v->m[in->k];
+	case BPF_LEN:
+		return SKB_LEN_RANGE;
+	case BPF_ABS:
+		if (k < 0 && k >= SKF_AD_OFF)
+			return anc_range(k - SKF_AD_OFF, v);
+		break;
+	}
+	return (struct range){ 0, (uint32_t)(((uint64_t)1 <<
+	    8 * load_size(in->code)) - 1) };
+}
+
+/* What IN leaves in V. */
+static void
+step_vals(const struct sock_filter *in, struct vals *v)
+{
+	struct range k = { in->k, in->k };
+
+	switch (BPF_CLASS(in->code)) {
+	case BPF_LD:
+		v->a = ld_range(in, v);
+		break;
+	case BPF_LDX:
+		if (BPF_MODE(in->code) == BPF_MSH)
+			v->x = (struct range){ 0, 60 };
+		else if (BPF_MODE(in->code) == BPF_IMM)
+			v->x = k;
+		else if (BPF_MODE(in->code) == BPF_MEM)
+			v->x = v->m[in->k];
+		else
+			v->x = SKB_LEN_RANGE;
+		break;
+	case BPF_ST:
+		v->m[in->k] = v->a;
+		break;
+	case BPF_STX:
+		v->m[in->k] = v->x;
+		break;
+	case BPF_ALU:
+		v->a = alu_range(BPF_OP(in->code), v->a,
+		    BPF_SRC(in->code) == BPF_X ? v->x : k);
+		break;
+	case BPF_MISC:
+		if (BPF_MISCOP(in->code) == BPF_TAX)
+			v->x = v->a;
+		else
+			v->a = v->x;
+		break;
+	}
+}
+
+/*
+ * A's values on the branch (TAKEN or not) of a compare of A with B by OP:
+ * false when none go there.
+ */
+static bool
+refine(uint8_t op, bool taken, struct range b, struct range *a)
+{
+	int64_t lo = a->lo, hi = a->hi;
+
+	switch (op) {
+	case BPF_JGT:
+		if (taken && lo <= b.lo)
+			lo = (int64_t)b.lo + 1;
+		else if (!taken && hi > b.hi)
+			hi = b.hi;
+		break;
+	case BPF_JGE:
+		if (taken && lo < b.lo)
+			lo = b.lo;
+		else if (!taken && hi >= b.hi)
+			hi = (int64_t)b.hi - 1;
+		break;
+	case BPF_JEQ:
+		if (taken && lo < b.lo)
+			lo = b.lo;
+		if (taken && hi > b.hi)
+			hi = b.hi;
+		break;
+	}
+	if (lo > hi)
+		return false;
+	*a = (struct range){ (uint32_t)lo, (uint32_t)hi };
+	return true;
+}
+
+static void
+join_range(struct range *to, struct range from)
+{
+	if (to->lo > from.lo)
+		to->lo = from.lo;
+	if (to->hi < from.hi)
+		to->hi = from.hi;
+}
+
+static void
+join_vals(struct vals *to, const struct vals *from)
+{
+	unsigned i;
+
+	if (!to->set) {
+		*to = *from;
+		to->set = true;
+		return;
+	}
+	join_range(&to->a, from->a);
+	join_range(&to->x, from->x);
+	for (i = 0; i < BPF_MEMWORDS; i++)
+		join_range(&to->m[i], from->m[i]);
+}
+
+/*
+ * Follow the values on every path, narrowing A at compares, and refuse a
+ * load at X + k whose offset may fall from SKF_LL_OFF to 0: the kernel
+ * computes it on 32 bits, and reads there relative to a header, from
+ * paged data too, where no helper of a socket filter follows it. Below
+ * SKF_LL_OFF it reads nothing: there and from 0 to INT_MAX the translation
+ * does what the kernel does.
+ */
+static const char *
+check_ranges(const struct sock_filter *f, unsigned len, const struct scan *sc,
+    struct vals *v, unsigned *where)
+{
+	struct vals cur, to;
+	struct range off;
+	unsigned pc, next[2], n, i;
+
+	memset(v, 0, len * sizeof(*v));
+	v[0].set = true;	/* A and X are 0; M[] is written before read */
+	for (pc = 0; pc < len; pc++) {
+		if (!sc->reach[pc] || !v[pc].set)
+			continue;	/* or no value comes here */
+		*where = pc;
+		cur = v[pc];
+		if (BPF_CLASS(f[pc].code) == BPF_LD &&
+		    BPF_MODE(f[pc].code) == BPF_IND) {
+			off = alu_range(BPF_ADD, cur.x,
+			    (struct range){ f[pc].k, f[pc].k });
+			if (off.hi >= (uint32_t)SKF_LL_OFF)
+				return "load at X + k that may fall before "
+				    "the packet, relative to a header "
+				    "(SKF_NET_OFF, SKF_LL_OFF), not supported";
+		}
+		step_vals(&f[pc], &cur);
+		n = successors(&f[pc], pc, next);
+		for (i = 0; i < n; i++) {
+			to = cur;
+			if (n == 2 && !refine(BPF_OP(f[pc].code), i == 0,
+			    BPF_SRC(f[pc].code) == BPF_X ? cur.x :
+			    (struct range){ f[pc].k, f[pc].k }, &to.a))
+				continue;
+			join_vals(&v[next[i]], &to);
+		}
+	}
+	return NULL;
+}
+
+/* Follow a filter's paths: scratch memory, then loads at X + k. */
+static const char *
+check_paths(const struct sock_filter *f, unsigned len, struct scan *sc,
+    unsigned *where, bool *nomem)
+{
+	const char *why;
+	uint32_t *valid;
+	struct vals *v;
+
+	if ((valid = malloc(len * sizeof(*valid))) == NULL) {
+		*nomem = true;
+		return "out of memory";
+	}
+	why = check_flow(f, len, sc, valid, where);
+	free(valid);
+	if (why != NULL || !sc->ind)
+		return why;
+	if ((v = malloc(len * sizeof(*v))) == NULL) {
+		*nomem = true;
+		return "out of memory";
+	}
+	why = check_ranges(f, len, sc, v, where);
+	free(v);
+	return why;
+}
+
 /* Check one filter; 0, or -1 with the reason in E. */
 static int
 scan_filter(struct emit *e, const struct sock_filter *f, unsigned len,
     struct scan *sc)
 {
 	const char *why = NULL;
-	uint32_t *valid;
 	unsigned pc;
 
 	if (len == 0 || len > XLATE_FILTER_INSNS_MAX)
@@ -550,12 +865,9 @@ scan_filter(struct emit *e, const struct sock_filter *f, unsigned len,
 	for (pc = 0; pc < len; pc++)
 		if ((why = check_insn(f, len, pc, sc)) != NULL)
 			goto bad;
-	if ((valid = malloc(len * sizeof(*valid))) == NULL) {
-		e->nomem = true;
+	why = check_paths(f, len, sc, &pc, &e->nomem);
+	if (e->nomem)
 		return fail(e, "out of memory");
-	}
-	why = check_flow(f, len, sc, valid, &pc);
-	free(valid);
 	if (why == NULL)
 		return 0;
 bad:
@@ -639,24 +951,22 @@ load_abs(struct emit *e, uint8_t dst, uint32_t k, unsigned size)
 }
 
 /*
- * A = the SIZE bytes at X + K, computed without wrapping as in classic BPF.
- * From the prefix copy when they are all in it and in the packet, where
- * the verifier cannot tell the offset's alignment, so byte by byte;
- * otherwise copied by the kernel, after making sure the offset fits the
- * helper's u32. The bound against a constant is the one the verifier
- * needs to let the stack be read at a variable offset.
+ * A = the SIZE bytes at X + K, computed on 32 bits as the kernel does: it
+ * wraps, and checking made sure that an offset past INT_MAX, negative for
+ * the kernel, is below SKF_LL_OFF, where it reads nothing. From the prefix
+ * copy when they are all in it and in the packet, where the verifier
+ * cannot tell the offset's alignment, so byte by byte; otherwise copied by
+ * the kernel. The bound against a constant is the one the verifier needs
+ * to let the stack be read at a variable offset.
  */
 static void
 load_ind(struct emit *e, uint32_t k, unsigned size)
 {
 	size_t slow = 0, short_copy = 0, done = 0;
 
-	if (k > INT32_MAX) {
-		goto_label(e, LBL_REJECT(e->flen));
-		return;
-	}
-	alu64_x(e, BPF_MOV, BPF_REG_2, R_X);
-	alu64_k(e, BPF_ADD, BPF_REG_2, (int32_t)k);
+	alu32_x(e, BPF_MOV, BPF_REG_2, R_X);
+	if (k != 0)
+		alu32_k(e, BPF_ADD, BPF_REG_2, k);
 	if (e->prefix >= size) {
 		slow = skip(e, BPF_JMP | BPF_JGT | BPF_K, BPF_REG_2, 0,
 		    (int32_t)(e->prefix - size));
@@ -726,6 +1036,8 @@ emit_ldx(struct emit *e, const struct sock_filter *in)
 	switch (BPF_MODE(in->code)) {
 	case BPF_MSH:
 		load_abs(e, R_X, in->k, 1);
+		if (always_rejects(in))
+			break;		/* no code after the jump: unreached */
 		alu32_k(e, BPF_AND, R_X, 0xf);
 		alu32_k(e, BPF_LSH, R_X, 2);
 		break;
@@ -747,7 +1059,6 @@ static void
 emit_alu(struct emit *e, const struct sock_filter *in)
 {
 	uint8_t op = BPF_OP(in->code);
-	size_t big, done;
 
 	if (op == BPF_NEG) {
 		put(e, BPF_ALU | BPF_NEG, R_A, 0, 0, 0);
@@ -757,20 +1068,12 @@ emit_alu(struct emit *e, const struct sock_filter *in)
 		alu32_k(e, op, R_A, in->k);
 		return;
 	}
+	/* The kernel's classic filter returns 0 on a division by 0. */
 	if (op == BPF_DIV || op == BPF_MOD)
 		jump(e, BPF_JMP | BPF_JEQ | BPF_K, R_X, 0, 0,
 		    LBL_REJECT(e->flen));
-	if (op != BPF_LSH && op != BPF_RSH) {
-		alu32_x(e, op, R_A, R_X);
-		return;
-	}
-	/* Classic BPF shifts by 32 or more give 0; eBPF masks the count. */
-	big = skip(e, BPF_JMP | BPF_JGT | BPF_K, R_X, 0, 31);
+	/* A shift takes its count modulo 32, in the kernel's filter too. */
 	alu32_x(e, op, R_A, R_X);
-	done = skip(e, BPF_JMP | BPF_JA, 0, 0, 0);
-	land(e, big);
-	alu32_k(e, BPF_MOV, R_A, 0);
-	land(e, done);
 }
 
 /* The test inverted, for a conditional jump whose true branch is next. */
@@ -946,11 +1249,11 @@ emit_prefix(struct emit *e)
 
 /*
  * Look the counters up once per packet (key 0 holds them all) and keep
- * the wire length: what the filter sees, plus the VLAN tag the kernel took
- * out of the packet, which libpcap puts back and counts.
+ * the wire length: what the filter sees, plus what libpcap adds, a header
+ * of its own and the VLAN tag the kernel took out of the packet.
  */
 static void
-emit_counters(struct emit *e, int map_fd)
+emit_counters(struct emit *e, int map_fd, const struct xlate_wire *wire)
 {
 	size_t found;
 
@@ -966,10 +1269,14 @@ emit_counters(struct emit *e, int map_fd)
 	land(e, found);
 	alu64_x(e, BPF_MOV, R_COUNTERS, BPF_REG_0);
 	ldx(e, BPF_W, BPF_REG_1, R_CTX, SKB_LEN);
-	ldx(e, BPF_W, BPF_REG_2, R_CTX,
-	    offsetof(struct __sk_buff, vlan_present));
-	alu64_k(e, BPF_LSH, BPF_REG_2, 2);	/* a VLAN tag: 4 bytes */
-	alu64_x(e, BPF_ADD, BPF_REG_1, BPF_REG_2);
+	if (wire->hdr_len != 0)
+		alu64_k(e, BPF_ADD, BPF_REG_1, (int32_t)wire->hdr_len);
+	if (wire->vlan_len != 0) {
+		ldx(e, BPF_W, BPF_REG_2, R_CTX,
+		    offsetof(struct __sk_buff, vlan_present));	/* 0 or 1 */
+		alu64_k(e, BPF_MUL, BPF_REG_2, (int32_t)wire->vlan_len);
+		alu64_x(e, BPF_ADD, BPF_REG_1, BPF_REG_2);
+	}
 	stx(e, BPF_DW, BPF_REG_10, OFF_WIRELEN, BPF_REG_1);
 }
 
@@ -1061,22 +1368,30 @@ scan_all(struct emit *e, const struct xlate_filter *filters, size_t n,
 
 int
 xlate_build(const struct xlate_filter *filters, size_t n, int map_fd,
-    uint32_t slots, struct xlate_prog *out, char *err, size_t errlen)
+    uint32_t slots, const struct xlate_wire *wire, struct xlate_prog *out,
+    char *err, size_t errlen)
 {
+	static const struct xlate_wire ethernet = { 0, 4 };
 	struct scan *sc;
 	struct emit e;
 	size_t i;
 
 	emit_init(&e, err, errlen);
+	if (wire == NULL)
+		wire = &ethernet;
 	if (slots > XLATE_SLOTS_MAX)
 		fail(&e, "%u counters: a map holds at most %d", slots,
 		    XLATE_SLOTS_MAX);
+	if (wire->hdr_len > XLATE_WIRE_MAX || wire->vlan_len > XLATE_WIRE_MAX)
+		fail(&e, "wire length: header %u, VLAN tag %u bytes; each "
+		    "at most %d", wire->hdr_len, wire->vlan_len,
+		    XLATE_WIRE_MAX);
 	if ((sc = calloc(n ? n : 1, sizeof(*sc))) == NULL)
 		e.nomem = true;
 	else if (!e.failed && scan_all(&e, filters, n, slots, sc) == 0) {
 		e.prefix = prefix_size(sc, n);
 		alu64_x(&e, BPF_MOV, R_CTX, BPF_REG_1);
-		emit_counters(&e, map_fd);
+		emit_counters(&e, map_fd, wire);
 		if (e.prefix > 0)
 			emit_prefix(&e);
 		for (i = 0; i < n && !e.failed; i++)

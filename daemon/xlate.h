@@ -29,8 +29,21 @@
 /* One counter: what the filters with its index accepted. */
 struct xlate_count {
 	uint64_t	packets;
-	uint64_t	bytes;		/* wire length, VLAN tag included */
+	uint64_t	bytes;		/* wire length: see struct xlate_wire */
 };
+
+/*
+ * What libpcap counts in a packet's length beyond what a filter sees
+ * (skb->len): a header of its own, and the VLAN tag that the kernel took
+ * out of the packet when libpcap puts it back. Ethernet { 0, 4 }; Linux
+ * cooked captures SLL { 16, 4 } and SLL2 { 20, 0 }; raw IP { 0, 0 }.
+ */
+struct xlate_wire {
+	uint32_t	hdr_len;
+	uint32_t	vlan_len;	/* added when a tag was taken out */
+};
+
+#define XLATE_WIRE_MAX		65535	/* each of hdr_len and vlan_len */
 
 /*
  * One classic filter. pcap's struct bpf_insn and the kernel's struct
@@ -60,30 +73,53 @@ struct xlate_prog {
  * packet and, for each that accepts, adds 1 to its index's packets and the
  * packet's wire length to its bytes, in the map MAP_FD of SLOTS indexes;
  * the program returns 0, so the socket queues nothing. The wire length is
- * the length the filter sees plus 4 when the kernel took the outer VLAN tag
- * out of the packet (libpcap puts it back and counts it).
+ * skb->len plus WIRE's hdr_len, plus its vlan_len when the kernel took a
+ * VLAN tag out of the packet; WIRE NULL is Ethernet's { 0, 4 }.
  *
- * Each filter keeps classic BPF's meaning: a load outside the packet or a
- * division by zero makes that filter reject and the next one run. Filters
- * see the packet as a classic filter on the same socket does: ancillary
- * loads (SKF_AD_*) read the same socket buffer fields. Where libpcap's
- * bpf_filter() and the kernel's classic interpreter differ, libpcap's
- * meaning is kept: a shift by X >= 32 gives 0 (the kernel shifts by X % 32)
- * and a load at X + k beyond 4 GiB rejects (the kernel wraps the offset);
- * pcap_compile() emits neither unless the expression itself shifts by, or
- * indexes with, such values.
+ * Each filter means what it means to the kernel when attached with
+ * SO_ATTACH_FILTER (net/core/filter.c, bpf_convert_filter()), not what
+ * libpcap's bpf_filter() makes of it:
+ *  - A and X start at 0; M[] is read only after a write on every path
+ *    (else the kernel refuses the program, and so does this). Arithmetic
+ *    is on 32 bits and wraps; a shift by X shifts by X % 32; a division
+ *    or remainder by X = 0 makes the filter reject, as its return of 0
+ *    would. LEN is skb->len.
+ *  - A load at k, or at X + k computed on 32 bits (so it wraps), is a
+ *    signed offset. From 0, it reads the packet, paged data too, if all
+ *    of its bytes are within skb->len, else the filter rejects. Below
+ *    SKF_LL_OFF it reads nothing and the filter rejects.
+ *  - From SKF_AD_OFF to 0, a BPF_LD|BPF_ABS (only) is an ancillary load,
+ *    whatever its size: protocol, pkttype, ifindex, mark, queue, rxhash,
+ *    VLAN tag, tag present, TPID and A ^= X read what the kernel's do
+ *    (ifindex reads 0 for a packet without a device, where the kernel's
+ *    returns A; packet sockets always have one). The others (netlink
+ *    attributes, device type, CPU, random, payload offset) are refused.
+ *  - From SKF_LL_OFF to 0 otherwise (MSH included), the kernel reads
+ *    relative to the link-layer or network header: in the linear data
+ *    only, until Linux 6.15 (and the stable kernels that took the change)
+ *    read paged data too, at any distance. A socket filter has no helper
+ *    that does the same on every kernel (bpf_skb_load_bytes_relative()
+ *    reads at most 0xffff bytes past the header, and only linear data; an
+ *    eBPF LD_IND would, but ends the whole program when it fails, and in a
+ *    subprogram needs BTF): such loads are refused. For loads at X + k,
+ *    the translation follows the values A, X and M[] may hold on every
+ *    path (narrowed by compares of A) and refuses only where X + k may
+ *    fall there. libpcap emits none unless the expression indexes with
+ *    such values: "ip[ip[8] - 100]", "ether[len - 4:4]" (len may be < 4).
+ *  - RET A and RET k accept when the value is not 0.
  *
  * Returns 0 and fills OUT (free it with xlate_free()), or -1 with the reason
- * in ERR: a filter uses what cannot be translated (a load relative to the
- * network or link header, an unknown ancillary load, a backward jump...),
- * is not a valid classic program, or the result would be too large. A
- * program that translates may still be refused by the kernel's verifier;
- * bpfsys_prog_load() says why. The verifier follows at most 8192 pending
- * branches, which 1000 to 1500 filters like the corpus's reach: split
- * larger sets. Allocates; no system call of its own.
+ * in ERR: a filter uses what cannot be translated (see above), is not a
+ * valid classic program (what the kernel refuses, and a backward jump), or
+ * the result would be too large. A program that translates may still be
+ * refused by the kernel's verifier; bpfsys_prog_load() says why. The
+ * verifier follows at most 8192 pending branches, which 1000 to 1500
+ * filters like the corpus's reach: split larger sets. Allocates; no system
+ * call of its own.
  */
 int	xlate_build(const struct xlate_filter *filters, size_t n, int map_fd,
-	    uint32_t slots, struct xlate_prog *out, char *err, size_t errlen);
+	    uint32_t slots, const struct xlate_wire *wire,
+	    struct xlate_prog *out, char *err, size_t errlen);
 
 /*
  * The same translation of one filter, for tests: the program returns 1
