@@ -201,3 +201,10 @@ fuzz: $(FUZZ_TARGETS:%=build/fuzz/%) build/fuzz/seed_segment
 	$(call fuzz_run,fuzz_request)
 	$(call fuzz_run,fuzz_names)
 	$(call fuzz_run,fuzz_segment,build/fuzz/seeds)
+
+# The differential test of the kernel path (tests/sys/kdiff.sh builds and
+# runs it): every program through the kernel's classic BPF and through
+# xlate, side by side on a veth pair.
+$(B)/kdiff/kdiff: tests/kdiff/kdiff.c $(HDR) daemon/xlate.c daemon/bpfsys.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
