@@ -38,12 +38,13 @@
 #define SNAPLEN_WHOLE	262144		/* libpcap's MAXIMUM_SNAPLEN */
 
 /*
- * Packets are counted from the moment the filter is in place, and a
- * handle handing over to another stops counting at that moment: both are
- * told by the packets' own time stamps, in the clock the kernel stamps
- * them with. Once the ring has been read empty after the hand-over, no
- * packet of before it is left, and the cut-off is dropped, so a wall
- * clock that steps back later cannot hide packets.
+ * A handle counts from the moment its filter is in place: what its ring
+ * took before is thrown away first. When a new filter takes over, the old
+ * handle and the new one both see the packets of a short overlap, told
+ * apart by the time stamps the kernel gave them: the old one counts what
+ * was stamped before the new filter was in place, the new one the rest.
+ * The cut-off lives only while both rings are read, within one call, so a
+ * wall clock that steps at any other time cannot hide packets.
  */
 struct pcap_state {
 	pcap_t		*p;
@@ -174,10 +175,32 @@ handle_create(struct sess *s, int snaplen, char *err, size_t errlen,
 	return p;
 }
 
+static void
+discard(u_char *user, const struct pcap_pkthdr *h, const u_char *bytes)
+{
+	(void)user;
+	(void)h;
+	(void)bytes;
+}
+
+/* Empty the ring of what it took before a filter: take nothing, drop the rest. */
+static enum ctl_status
+handle_flush(pcap_t *p, char *err, size_t errlen)
+{
+	struct bpf_insn none = BPF_STMT(BPF_RET | BPF_K, 0);
+	struct bpf_program prog = { 1, &none };
+	enum ctl_status st;
+
+	if ((st = install(p, &prog, err, errlen)) == CTL_OK)
+		while (pcap_dispatch(p, -1, discard, NULL) > 0)
+			;
+	return st;
+}
+
 /*
  * A handle on S's interface counting PROG, compiled for link type DLT,
- * from *SINCE on: what reached the ring before the filter was in place is
- * stamped earlier.
+ * from *SINCE on, the time its filter was in place; its ring is empty of
+ * what came before.
  */
 static enum ctl_status
 handle_open(struct sess *s, const struct bpf_program *prog, int dlt,
@@ -195,7 +218,7 @@ handle_open(struct sess *s, const struct bpf_program *prog, int dlt,
 		snprintf(err, errlen, "%s: the link type changed while the "
 		    "filter compiled", s->iface);
 		st = CTL_BADIFACE;
-	} else
+	} else if ((st = handle_flush(p, err, errlen)) == CTL_OK)
 		st = own ? install(p, &ours, err, errlen) :
 		    install_libpcap(p, prog, err, errlen);
 	if (st != CTL_OK) {
@@ -216,13 +239,14 @@ pcap_path_open(struct sess *s, const struct bpf_program *prog, int dlt,
 {
 	struct pcap_state *ps;
 	enum ctl_status st;
+	uint64_t t;
 
 	if ((ps = calloc(1, sizeof(*ps))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return CTL_NOMEM;
 	}
-	if ((st = handle_open(s, prog, dlt, &ps->p, &ps->since_ns, err,
-	    errlen)) != CTL_OK) {
+	if ((st = handle_open(s, prog, dlt, &ps->p, &t, err, errlen)) !=
+	    CTL_OK) {
 		free(ps);
 		return st;
 	}
@@ -233,8 +257,10 @@ pcap_path_open(struct sess *s, const struct bpf_program *prog, int dlt,
 
 /*
  * A new handle takes over from time T, when its filter is in place; the old
- * one counts what arrived before T, then goes. Each packet reaches both
- * rings, so nothing is missed and nothing is counted twice.
+ * one counts what arrived before T, then goes, and the new one what it
+ * holds from T on. Each packet of the overlap reaches both rings, so
+ * nothing is missed and nothing is counted twice; what comes later reaches
+ * only the new ring.
  */
 static void pcap_path_stats(struct sess *);
 
@@ -261,6 +287,9 @@ pcap_path_refilter(struct sess *s, const struct bpf_program *prog, int dlt,
 	ps->p = p;
 	ps->since_ns = t;
 	ps->until_ns = 0;
+	while (pcap_dispatch(p, -1, count_packet, (u_char *)s) > 0)
+		;
+	ps->since_ns = 0;
 	s->ev.fd = pcap_get_selectable_fd(p);
 	if (!s->polled && ev_add(&s->ev, EPOLLIN) == -1) {
 		snprintf(err, errlen, "epoll: %s", strerror(errno));
@@ -280,8 +309,6 @@ pcap_path_collect(struct sess *s, int budget, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", s->iface, pcap_geterr(ps->p));
 		return -1;
 	}
-	if (n < budget)		/* read empty: nothing of before the filter is left */
-		ps->since_ns = 0;
 	return n < 0 ? 0 : n;
 }
 
