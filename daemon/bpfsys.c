@@ -288,6 +288,45 @@ bpfsys_prog_load(const struct xlate_prog *p, char *err, size_t errlen)
 }
 
 int
+bpfsys_progs_create(uint32_t n, char *err, size_t errlen)
+{
+	union bpf_attr a;
+	int fd;
+
+	memset(&a, 0, sizeof(a));
+	a.map_type = BPF_MAP_TYPE_PROG_ARRAY;
+	a.key_size = sizeof(uint32_t);
+	a.value_size = sizeof(uint32_t);
+	a.max_entries = n;
+	strlcpy(a.map_name, OBJ_NAME, sizeof(a.map_name));
+	if ((fd = sys_bpf(BPF_MAP_CREATE, &a)) == -1)
+		snprintf(err, errlen, "BPF_MAP_CREATE (programs): %s",
+		    strerror(errno));
+	return fd;
+}
+
+int
+bpfsys_progs_set(int progs, uint32_t index, int prog_fd, char *err,
+    size_t errlen)
+{
+	uint32_t value = (uint32_t)prog_fd;
+	union bpf_attr a;
+	int cmd = prog_fd >= 0 ? BPF_MAP_UPDATE_ELEM : BPF_MAP_DELETE_ELEM;
+
+	memset(&a, 0, sizeof(a));
+	a.map_fd = (uint32_t)progs;
+	a.key = ptr(&index);
+	if (prog_fd >= 0)
+		a.value = ptr(&value);
+	if (sys_bpf(cmd, &a) == -1 && !(prog_fd < 0 && errno == ENOENT)) {
+		snprintf(err, errlen, "program %u of the chain: %s", index,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
 bpfsys_attach(int sock, int prog_fd, char *err, size_t errlen)
 {
 	if (setsockopt(sock, SOL_SOCKET, SO_ATTACH_BPF, &prog_fd,

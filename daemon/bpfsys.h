@@ -4,14 +4,18 @@
  * and reading the counters back. Like xlate.h it includes no <linux/bpf.h>.
  *
  * The intended use, for every interface with sessions on this path:
- *	bpfsys_map_create(&m, slots)		once; the counters live here
- *	xlate_build(filters, n, m.fd, m.slots)	for the interface's sessions
+ *	bpfsys_progs_create(links)		once: the chain's programs
+ *	xlate_build_head(progs)			the program the socket runs
+ *	bpfsys_socket(ifindex, type, head_fd)	once; then close(head_fd)
+ * and for each link of the chain, a group of at most slots sessions:
+ *	bpfsys_map_create(&m, slots)		once; its counters live here
+ *	xlate_build_chain(filters, n, m.fd, m.slots, wire, progs, link + 1)
  *	bpfsys_prog_load(&prog)			then xlate_free(&prog)
- *	bpfsys_socket(ifindex, type, prog_fd)	once; then close(prog_fd)
- * and on every new, modified or stopped session, build and load a program
- * for the new set and bpfsys_attach() it to the same socket: the map stays,
- * so every other session's counters go on. Read with bpfsys_map_fetch()
- * and bpfsys_map_get(); bpfsys_map_clear() an index before reusing it.
+ *	bpfsys_progs_set(progs, link, prog_fd)	then close(prog_fd)
+ * again on every new, modified or stopped session of the link: the map
+ * stays, so every other session's counters go on, and the other links are
+ * not touched. Read with bpfsys_map_fetch() and bpfsys_map_get();
+ * bpfsys_map_clear() an index before reusing it.
  * Needs root (CAP_BPF, CAP_PERFMON, CAP_NET_RAW) and Linux 5.12 or
  * later: the programs compare with BPF_JMP32 and read the stack at
  * variable offsets, which only privileged programs may.
@@ -85,6 +89,20 @@ int	bpfsys_map_clear(struct bpfsys_map *, uint32_t index, char *err,
  * reason in ERR (the verifier's last words when it refused the program).
  */
 int	bpfsys_prog_load(const struct xlate_prog *prog, char *err,
+	    size_t errlen);
+
+/*
+ * A program array (BPF_MAP_TYPE_PROG_ARRAY) of N programs, for the links
+ * of a chain (xlate_build_chain()); its descriptor, or -1.
+ */
+int	bpfsys_progs_create(uint32_t n, char *err, size_t errlen);
+
+/*
+ * Put PROG_FD at INDEX of the program array PROGS, or empty the index
+ * when PROG_FD is -1; packets run the old link or the new one, never
+ * neither. The array keeps its own reference to the program.
+ */
+int	bpfsys_progs_set(int progs, uint32_t index, int prog_fd, char *err,
 	    size_t errlen);
 
 /*

@@ -1,8 +1,10 @@
 /*
  * kpath.c: the kernel counting path. The sessions on one interface share
- * one packet socket and one eBPF program that runs each session's filter
- * and counts what it accepts in a per-CPU map; no packet reaches user
- * space. This file owns the groups; xlate.c translates, bpfsys.c loads.
+ * one packet socket, whose small program tail-calls a chain of eBPF
+ * programs: each runs the filters of up to CHUNK_SLOTS sessions, counts
+ * what they accept in its own per-CPU map, and tail-calls the next. No
+ * packet reaches user space, and a change rebuilds one link of the chain.
+ * This file owns the groups; xlate.c translates, bpfsys.c loads.
  */
 #include <sys/epoll.h>
 #include <sys/queue.h>
@@ -24,21 +26,36 @@
 #include "log.h"
 #include "xlate.h"
 
-#define GROUP_SLOTS	512	/* sessions one interface's program counts */
+/*
+ * A link of the chain is rebuilt and verified whenever one of its sessions
+ * comes, changes or goes: small links keep that cheap, and the kernel
+ * follows at most 33 tail calls, the head's included.
+ */
+#define CHUNK_SLOTS	128	/* sessions one link counts */
+#define CHUNKS		32	/* links in a chain */
+_Static_assert(CHUNK_SLOTS * CHUNKS >= CTL_SESSIONS_MAX,
+    "every session of -n can count on one interface");
+
+struct kchunk {
+	struct bpfsys_map	 map;		/* its counters; fd -1: none yet */
+	unsigned		 n;
+	struct sess		*member[CHUNK_SLOTS];	/* by counter index */
+};
 
 struct kgroup {
 	struct evsrc		 ev;	/* the socket: an error means the interface went */
 	LIST_ENTRY(kgroup)	 entry;
 	char			 iface[CAPSTATS_IFACE_MAX + 1];
 	const struct link	*link;
-	struct bpfsys_map	 map;
+	int			 progs;		/* the chain's program array */
 	unsigned		 nmembers;
-	struct sess		*member[GROUP_SLOTS];	/* by counter index */
+	unsigned		 nchunks;	/* links 0 to nchunks - 1 are loaded */
+	struct kchunk		 chunk[CHUNKS];
 };
 
 struct kstate {
 	struct kgroup		*g;
-	uint32_t		 idx;
+	uint32_t		 chunk, idx;
 	struct bpf_program	 prog;	/* the session's classic filter */
 	uint64_t		 base_packets, base_bytes;	/* before this open */
 };
@@ -159,11 +176,12 @@ nomem:
 	return CTL_NOMEM;
 }
 
-/* Build the group's program from its members' filters and attach it. */
+/* Build link C of G's chain from its members' filters and put it in place. */
 static int
-kgroup_swap(struct kgroup *g, char *err, size_t errlen)
+kchunk_load(struct kgroup *g, uint32_t c, char *err, size_t errlen)
 {
-	struct xlate_filter f[GROUP_SLOTS];
+	struct xlate_filter f[CHUNK_SLOTS];
+	struct kchunk *k = &g->chunk[c];
 	struct xlate_wire wire;
 	struct xlate_prog prog;
 	struct kstate *ks;
@@ -171,43 +189,76 @@ kgroup_swap(struct kgroup *g, char *err, size_t errlen)
 	uint32_t i;
 	int fd, rc;
 
-	for (i = 0; i < GROUP_SLOTS; i++) {
-		if (g->member[i] == NULL)
+	for (i = 0; i < CHUNK_SLOTS; i++) {
+		if (k->member[i] == NULL)
 			continue;
-		ks = g->member[i]->path_state;
+		ks = k->member[i]->path_state;
 		f[n].insns = (const struct sock_filter *)ks->prog.bf_insns;
 		f[n].len = ks->prog.bf_len;
 		f[n++].index = i;
 	}
 	wire.hdr_len = g->link->hdr_len;
 	wire.vlan_len = g->link->vlan_len;
-	if (xlate_build(f, n, g->map.fd, g->map.slots, &wire, &prog, err,
-	    errlen) == -1)
+	if (xlate_build_chain(f, n, k->map.fd, k->map.slots, &wire, g->progs,
+	    c + 1, &prog, err, errlen) == -1)
 		return -1;
 	fd = bpfsys_prog_load(&prog, err, errlen);
 	xlate_free(&prog);
 	if (fd == -1)
 		return -1;
-	rc = g->ev.fd == -1 ? 0 : bpfsys_attach(g->ev.fd, fd, err, errlen);
-	if (rc == 0 && g->ev.fd == -1) {
-		g->ev.fd = bpfsys_socket(kpath_ifindex(g->iface),
-		    g->link->cooked ? SOCK_DGRAM : SOCK_RAW, fd, err, errlen);
-		rc = g->ev.fd == -1 ? -1 : 0;
-	}
+	rc = bpfsys_progs_set(g->progs, c, fd, err, errlen);
 	close(fd);
 	return rc;
 }
 
+/* The group's socket, running the head of its chain. */
+static int
+kgroup_socket(struct kgroup *g, char *err, size_t errlen)
+{
+	struct xlate_prog head;
+	int fd;
+
+	if (xlate_build_head(g->progs, &head, err, errlen) == -1)
+		return -1;
+	fd = bpfsys_prog_load(&head, err, errlen);
+	xlate_free(&head);
+	if (fd == -1)
+		return -1;
+	g->ev.fd = bpfsys_socket(kpath_ifindex(g->iface),
+	    g->link->cooked ? SOCK_DGRAM : SOCK_RAW, fd, err, errlen);
+	close(fd);
+	if (g->ev.fd == -1)
+		return -1;
+	if (ev_add(&g->ev, 0) == -1) {
+		snprintf(err, errlen, "epoll: %s", strerror(errno));
+		close(g->ev.fd);
+		g->ev.fd = -1;
+		return -1;
+	}
+	return 0;
+}
+
 static void kgroup_error(struct evsrc *, uint32_t);
+static void kgroup_put(struct kgroup *);
+
+static struct kgroup *
+kgroup_find(const char *iface)
+{
+	struct kgroup *g;
+
+	LIST_FOREACH(g, &groups, entry)
+		if (strcmp(g->iface, iface) == 0)
+			return g;
+	return NULL;
+}
 
 static struct kgroup *
 kgroup_get(const char *iface, int dlt, char *err, size_t errlen)
 {
 	struct kgroup *g;
+	unsigned c;
 
-	LIST_FOREACH(g, &groups, entry) {
-		if (strcmp(g->iface, iface) != 0)
-			continue;
+	if ((g = kgroup_find(iface)) != NULL) {
 		if (g->link->dlt == dlt)
 			return g;
 		snprintf(err, errlen, "%s: the link type changed; stop the "
@@ -222,32 +273,59 @@ kgroup_get(const char *iface, int dlt, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	if (bpfsys_map_create(&g->map, GROUP_SLOTS, err, errlen) == -1) {
-		free(g);
-		return NULL;
-	}
 	strlcpy(g->iface, iface, sizeof(g->iface));
 	g->link = link_get(dlt);
 	g->ev.fd = -1;
 	g->ev.fn = kgroup_error;
+	for (c = 0; c < CHUNKS; c++)
+		g->chunk[c].map.fd = -1;
 	if (LIST_EMPTY(&groups))
 		fold_timer(true);
 	LIST_INSERT_HEAD(&groups, g, entry);
+	if ((g->progs = bpfsys_progs_create(CHUNKS, err, errlen)) == -1 ||
+	    kgroup_socket(g, err, errlen) == -1) {
+		kgroup_put(g);
+		return NULL;
+	}
 	return g;
+}
+
+/* Drop the links past the last that counts for a session. */
+static void
+kgroup_trim(struct kgroup *g)
+{
+	struct kchunk *k;
+	char err[256];
+
+	while (g->nchunks > 0 && (k = &g->chunk[g->nchunks - 1])->n == 0) {
+		if (g->progs != -1 && bpfsys_progs_set(g->progs,
+		    g->nchunks - 1, -1, err, sizeof(err)) == -1)
+			log_warnx("%s: %s", g->iface, err);
+		bpfsys_map_close(&k->map);
+		k->map.fd = -1;
+		g->nchunks--;
+	}
 }
 
 static void
 kgroup_put(struct kgroup *g)
 {
+	unsigned c;
+
 	if (g->nmembers > 0)
 		return;
+	kgroup_trim(g);
 	LIST_REMOVE(g, entry);
 	if (g->ev.fd != -1) {
 		ev_del(&g->ev);
 		close(g->ev.fd);
 		g->ev.fd = -1;
 	}
-	bpfsys_map_close(&g->map);
+	for (c = 0; c < CHUNKS; c++)
+		if (g->chunk[c].map.fd != -1)
+			bpfsys_map_close(&g->chunk[c].map);
+	if (g->progs != -1)
+		close(g->progs);
 	loop_free_later(g);
 	if (LIST_EMPTY(&groups))
 		fold_timer(false);
@@ -258,30 +336,82 @@ static void
 kgroup_error(struct evsrc *src, uint32_t events)
 {
 	struct kgroup *g = (struct kgroup *)src;
-	struct sess *fail[GROUP_SLOTS];
+	struct sess *fail[CHUNKS * CHUNK_SLOTS];
 	char why[128];
-	unsigned i, n = 0;
+	unsigned c, i, n = 0;
 
 	(void)events;
 	snprintf(why, sizeof(why), "%s: the interface %s", g->iface,
 	    if_nametoindex(g->iface) == 0 ? "disappeared" : "went down");
-	for (i = 0; i < GROUP_SLOTS; i++)
-		if (g->member[i] != NULL)
-			fail[n++] = g->member[i];
+	for (c = 0; c < g->nchunks; c++)
+		for (i = 0; i < CHUNK_SLOTS; i++)
+			if (g->chunk[c].member[i] != NULL)
+				fail[n++] = g->chunk[c].member[i];
 	for (i = 0; i < n; i++)
 		sess_fail(fail[i], why);	/* the last one frees g */
+}
+
+/* A free counter of G: its link (made when new) and index in it. */
+static int
+kgroup_slot(struct kgroup *g, uint32_t *chunk, uint32_t *idx, char *err,
+    size_t errlen)
+{
+	struct kchunk *k;
+	uint32_t c, i;
+
+	for (c = 0; c < CHUNKS && g->chunk[c].n == CHUNK_SLOTS; c++)
+		;
+	if (c == CHUNKS) {
+		snprintf(err, errlen, "%s: %d kernel sessions already",
+		    g->iface, CHUNKS * CHUNK_SLOTS);
+		return -1;
+	}
+	k = &g->chunk[c];
+	if (k->map.fd == -1 && bpfsys_map_create(&k->map, CHUNK_SLOTS, err,
+	    errlen) == -1) {
+		k->map.fd = -1;
+		return -1;
+	}
+	for (i = 0; k->member[i] != NULL; i++)
+		;
+	if (bpfsys_map_clear(&k->map, i, err, errlen) == -1)
+		return -1;
+	*chunk = c;
+	*idx = i;
+	return 0;
+}
+
+/*
+ * Put S in link C of G at index I and load that link. On failure the
+ * array still holds the link without S.
+ */
+static int
+kgroup_join(struct kgroup *g, struct sess *s, uint32_t c, uint32_t i,
+    char *err, size_t errlen)
+{
+	struct kchunk *k = &g->chunk[c];
+
+	k->member[i] = s;
+	k->n++;
+	g->nmembers++;
+	if (kchunk_load(g, c, err, errlen) == 0) {
+		if (c == g->nchunks)	/* a new last link */
+			g->nchunks++;
+		return 0;
+	}
+	k->member[i] = NULL;
+	k->n--;
+	g->nmembers--;
+	return -1;
 }
 
 static enum ctl_status
 kpath_open(struct sess *s, const struct bpf_program *prog, int dlt, char *err,
     size_t errlen)
 {
-	char again[256];
 	struct kstate *ks;
 	struct kgroup *g;
 	enum ctl_status st;
-	bool new_socket;
-	uint32_t i;
 
 	if ((ks = calloc(1, sizeof(*ks))) == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -293,43 +423,29 @@ kpath_open(struct sess *s, const struct bpf_program *prog, int dlt, char *err,
 		return st;
 	}
 	if ((g = kgroup_get(s->iface, dlt, err, errlen)) == NULL) {
-		pcap_freecode(&ks->prog);
-		free(ks);
-		return CTL_BADIFACE;
+		st = CTL_BADIFACE;
+		goto fail;
 	}
-	for (i = 0; i < GROUP_SLOTS && g->member[i] != NULL; i++)
-		;
-	if (i == GROUP_SLOTS || bpfsys_map_clear(&g->map, i, err, errlen) == -1) {
-		if (i == GROUP_SLOTS)
-			snprintf(err, errlen, "%s: %d kernel sessions already",
-			    s->iface, GROUP_SLOTS);
-		kgroup_put(g);
-		pcap_freecode(&ks->prog);
-		free(ks);
-		return CTL_FULL;
+	if (kgroup_slot(g, &ks->chunk, &ks->idx, err, errlen) == -1) {
+		st = CTL_FULL;
+		goto fail;
 	}
 	ks->g = g;
-	ks->idx = i;
 	ks->base_packets = s->packets;
 	ks->base_bytes = s->bytes;
 	s->path_state = ks;
-	g->member[i] = s;
-	g->nmembers++;
-	new_socket = g->ev.fd == -1;
-	if (kgroup_swap(g, err, errlen) == -1 ||
-	    (new_socket && ev_add(&g->ev, 0) == -1)) {
-		g->member[i] = NULL;
-		g->nmembers--;
-		if (g->nmembers > 0 && kgroup_swap(g, again, sizeof(again)) == -1)
-			log_warnx("%s: restoring the kernel program: %s",
-			    g->iface, again);
-		kgroup_put(g);
-		pcap_freecode(&ks->prog);
-		free(ks);
+	if (kgroup_join(g, s, ks->chunk, ks->idx, err, errlen) == -1) {
 		s->path_state = NULL;
-		return CTL_BADFILTER;
+		st = CTL_BADFILTER;
+		goto fail;
 	}
 	return CTL_OK;
+fail:
+	if (g != NULL)
+		kgroup_put(g);
+	pcap_freecode(&ks->prog);
+	free(ks);
+	return st;
 }
 
 static enum ctl_status
@@ -348,7 +464,7 @@ kpath_refilter(struct sess *s, const struct bpf_program *in, int dlt,
 		return st;
 	old = ks->prog;
 	ks->prog = prog;
-	if (kgroup_swap(ks->g, err, errlen) == -1) {
+	if (kchunk_load(ks->g, ks->chunk, err, errlen) == -1) {
 		ks->prog = old;
 		pcap_freecode(&prog);
 		return CTL_BADFILTER;
@@ -376,7 +492,7 @@ kpath_take(struct sess *s, uint64_t now_real_ns)
 	struct xlate_count c;
 	uint64_t packets;
 
-	bpfsys_map_get(&ks->g->map, ks->idx, &c);
+	bpfsys_map_get(&ks->g->chunk[ks->chunk].map, ks->idx, &c);
 	packets = ks->base_packets + c.packets;
 	if (packets == s->packets)
 		return false;
@@ -398,16 +514,20 @@ kpath_close(struct sess *s)
 {
 	struct kstate *ks = s->path_state;
 	struct kgroup *g = ks->g;
+	struct kchunk *k = &g->chunk[ks->chunk];
 	char err[256];
 
 	/* The last counts, before the program stops counting for S. */
-	if (bpfsys_map_fetch(&g->map, err, sizeof(err)) == 0)
+	if (bpfsys_map_fetch(&k->map, err, sizeof(err)) == 0)
 		kpath_take(s, now_real());
-	g->member[ks->idx] = NULL;
+	k->member[ks->idx] = NULL;
+	k->n--;
 	g->nmembers--;
-	if (g->nmembers > 0 && g->ev.fd != -1 &&
-	    kgroup_swap(g, err, sizeof(err)) == -1)
+	/* A link left empty in the middle still passes packets on. */
+	if (g->ev.fd != -1 && (k->n > 0 || ks->chunk + 1 < g->nchunks) &&
+	    kchunk_load(g, ks->chunk, err, sizeof(err)) == -1)
 		log_warnx("%s: rebuilding the kernel program: %s", g->iface, err);
+	kgroup_trim(g);
 	kgroup_put(g);
 	pcap_freecode(&ks->prog);
 	free(ks);
@@ -439,18 +559,25 @@ kpath_fold(void)
 {
 	uint64_t now = now_real();
 	struct kgroup *g;
+	struct kchunk *k;
 	char err[256];
-	unsigned i;
+	unsigned c, i;
 
-	LIST_FOREACH(g, &groups, entry) {
-		if (bpfsys_map_fetch(&g->map, err, sizeof(err)) == -1) {
-			log_warnx("%s: reading kernel counters: %s", g->iface, err);
-			continue;
+	LIST_FOREACH(g, &groups, entry)
+		for (c = 0; c < g->nchunks; c++) {
+			k = &g->chunk[c];
+			if (k->n == 0)
+				continue;
+			if (bpfsys_map_fetch(&k->map, err, sizeof(err)) == -1) {
+				log_warnx("%s: reading kernel counters: %s",
+				    g->iface, err);
+				continue;
+			}
+			for (i = 0; i < CHUNK_SLOTS; i++)
+				if (k->member[i] != NULL &&
+				    kpath_take(k->member[i], now))
+					sess_publish(k->member[i]);
 		}
-		for (i = 0; i < GROUP_SLOTS; i++)
-			if (g->member[i] != NULL && kpath_take(g->member[i], now))
-				sess_publish(g->member[i]);
-	}
 }
 
 const struct path_ops kernel_path = {

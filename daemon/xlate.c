@@ -1366,10 +1366,22 @@ scan_all(struct emit *e, const struct xlate_filter *filters, size_t n,
 	return 0;
 }
 
-int
-xlate_build(const struct xlate_filter *filters, size_t n, int map_fd,
-    uint32_t slots, const struct xlate_wire *wire, struct xlate_prog *out,
-    char *err, size_t errlen)
+/* Go on with program NEXT of the program array PROGS_FD, if it holds one. */
+static void
+emit_tail_call(struct emit *e, uint8_t ctx, int progs_fd, uint32_t next)
+{
+	alu64_x(e, BPF_MOV, BPF_REG_1, ctx);
+	put(e, BPF_LD | BPF_DW | BPF_IMM, BPF_REG_2, BPF_PSEUDO_MAP_FD, 0,
+	    progs_fd);
+	put(e, 0, 0, 0, 0, 0);
+	alu64_k(e, BPF_MOV, BPF_REG_3, (int32_t)next);
+	call(e, BPF_FUNC_tail_call);
+}
+
+static int
+build(const struct xlate_filter *filters, size_t n, int map_fd,
+    uint32_t slots, const struct xlate_wire *wire, int next_fd, uint32_t next,
+    struct xlate_prog *out, char *err, size_t errlen)
 {
 	static const struct xlate_wire ethernet = { 0, 4 };
 	struct scan *sc;
@@ -1397,9 +1409,40 @@ xlate_build(const struct xlate_filter *filters, size_t n, int map_fd,
 		for (i = 0; i < n && !e.failed; i++)
 			emit_filter(&e, filters[i].insns, filters[i].len,
 			    &sc[i], filters[i].index);
+		if (next_fd != -1)
+			emit_tail_call(&e, R_CTX, next_fd, next);
 		ret(&e, 0);
 	}
 	free_scans(sc, n);
+	return emit_finish(&e, out);
+}
+
+int
+xlate_build(const struct xlate_filter *filters, size_t n, int map_fd,
+    uint32_t slots, const struct xlate_wire *wire, struct xlate_prog *out,
+    char *err, size_t errlen)
+{
+	return build(filters, n, map_fd, slots, wire, -1, 0, out, err, errlen);
+}
+
+int
+xlate_build_chain(const struct xlate_filter *filters, size_t n, int map_fd,
+    uint32_t slots, const struct xlate_wire *wire, int next_fd, uint32_t next,
+    struct xlate_prog *out, char *err, size_t errlen)
+{
+	return build(filters, n, map_fd, slots, wire, next_fd, next, out, err,
+	    errlen);
+}
+
+int
+xlate_build_head(int progs_fd, struct xlate_prog *out, char *err,
+    size_t errlen)
+{
+	struct emit e;
+
+	emit_init(&e, err, errlen);
+	emit_tail_call(&e, BPF_REG_1, progs_fd, 0);
+	ret(&e, 0);
 	return emit_finish(&e, out);
 }
 

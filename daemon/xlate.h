@@ -122,6 +122,24 @@ int	xlate_build(const struct xlate_filter *filters, size_t n, int map_fd,
 	    struct xlate_prog *out, char *err, size_t errlen);
 
 /*
+ * As xlate_build(), for one link of a chain of programs that count an
+ * interface's sessions in turn: after its filters the program tail-calls
+ * the one at index NEXT of the program array NEXT_FD, and returns 0 when
+ * that index is empty. A chain counts more sessions than one program can
+ * hold (a socket's filter is charged to net.core.optmem_max; programs in
+ * an array are not), and one link changes without the others. The kernel
+ * follows at most 33 tail calls a packet.
+ */
+int	xlate_build_chain(const struct xlate_filter *filters, size_t n,
+	    int map_fd, uint32_t slots, const struct xlate_wire *wire,
+	    int next_fd, uint32_t next, struct xlate_prog *out, char *err,
+	    size_t errlen);
+
+/* The program a chain's socket runs: it tail-calls index 0 of PROGS_FD. */
+int	xlate_build_head(int progs_fd, struct xlate_prog *out, char *err,
+	    size_t errlen);
+
+/*
  * The same translation of one filter, for tests: the program returns 1
  * when the filter accepts and 0 when it rejects, and needs no map.
  */

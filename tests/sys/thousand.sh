@@ -1,0 +1,170 @@
+# tests/sys/thousand.sh: a thousand sessions on one interface, all on the
+# kernel path, exact on corpus traffic: `host A` for the hosts of the
+# captures and `tcp port P` / `udp port P` for their ports, with tcpdump
+# reading the same captures as the oracle. A hundred more sessions come
+# and go while a capture replays, and the thousand are exact through it;
+# a restarted daemon restores them all from its state file.
+. "${TOP:-.}/tests/lib.sh"
+require_root
+require_capstats
+need ip ethtool tcpreplay tcpdump "$PY"
+CORPUS=${CAPSTATS_CORPUS:-$TOP/../shared/corpus}
+FILES="ndpi-iphone.pcap ndpi-stun.pcap tcpreplay-test.pcap"
+for f in $FILES; do
+	[ -r "$CORPUS/$f" ] || die "thousand: no $CORPUS/$f (set CAPSTATS_CORPUS)"
+done
+N=1000
+
+# The filters: the captures' IPv4 hosts and ports, most frequent first.
+"$PY" - $(for f in $FILES; do echo "$CORPUS/$f"; done) >"$TDIR/filters" <<'EOF'
+import collections, socket, struct, sys
+hosts, ports = collections.Counter(), collections.Counter()
+for name in sys.argv[1:]:
+    f = open(name, "rb")
+    le = f.read(24)[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1")
+    rec = struct.Struct("<IIII" if le else ">IIII")
+    while True:
+        r = f.read(16)
+        if len(r) < 16:
+            break
+        d = f.read(rec.unpack(r)[2])
+        if len(d) < 34 or d[12:14] != b"\x08\x00" or d[14] >> 4 != 4:
+            continue
+        hosts[socket.inet_ntoa(d[26:30])] += 1
+        hosts[socket.inet_ntoa(d[30:34])] += 1
+        ihl = (d[14] & 15) * 4
+        if d[23] in (6, 17) and len(d) >= 14 + ihl + 4:
+            proto = "tcp" if d[23] == 6 else "udp"
+            for p in struct.unpack("!HH", d[14 + ihl:18 + ihl]):
+                ports[proto, p] += 1
+out = ["host " + h for h, _ in hosts.most_common(400)]
+out += ["%s port %d" % k for k, _ in ports.most_common(1000 - len(out))]
+p = 20000
+while len(out) < 1000:		# ports no packet uses: they must count 0
+    out.append("udp port %d" % p)
+    p += 1
+print("\n".join(out[:1000]))
+EOF
+check_eq "$N filters from the captures" "$N" "$(wc -l <"$TDIR/filters")"
+veth_up th || exit 1
+DAEMON_BUFFER_KB=1024 daemon_start -i "$HOST_IF" -n 1200 || exit 1
+
+# new_many PREFIX FIRST LAST: sessions PREFIX<i> for lines FIRST..LAST of
+# the filters, over 4 connections that pipeline their requests.
+new_many() {
+	"$PY" - "$SOCK" "$HOST_IF" "$TDIR/filters" "$@" <<'EOF'
+import socket, sys, threading
+sock, iface, path, prefix, first, last = sys.argv[1:]
+flt = open(path).read().splitlines()
+todo = list(range(int(first), int(last) + 1))
+bad = []
+def client(part):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sock)
+    f = s.makefile("rb")
+    f.readline()				# hello
+    s.sendall(b"".join(("new %s%d interface %s filter %s\n" % (prefix, i, iface,
+        flt[i - 1])).encode() for i in part))
+    for i in part:
+        while True:
+            line = f.readline().decode()
+            if line == "ok\n":
+                break
+            if not line or line.startswith("error"):
+                bad.append("%s%d: %s" % (prefix, i, line.strip()))
+                break
+threads = [threading.Thread(target=client, args=(todo[k::4],)) for k in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+print("\n".join(bad))
+EOF
+}
+t0=$(now_ms)
+check_eq "$N sessions created" "" "$(new_many s 1 $N)"
+echo "  created in $(($(now_ms) - t0)) ms"
+kernel_count() {
+	cs -j list | "$PY" -c 'import json,sys; print(sum(s["mode"] == "kernel" and s["state"] == "running" for s in json.load(sys.stdin)))'
+}
+check_eq "all $N count on the kernel path" "$N" "$(kernel_count)"
+cs -j list | "$PY" -c 'import json,sys
+for s in json.load(sys.stdin):
+    if s["mode"] != "kernel": print(s["session"], s["mode_reason"]); break' | indent
+
+# What tcpdump counts of each filter on each capture: "FILE LINE PACKETS BYTES".
+for f in $FILES; do
+	i=0
+	while IFS= read -r flt; do
+		i=$((i + 1))
+		echo "$f $i $(tcpdump -r "$CORPUS/$f" -w - "$flt" 2>/dev/null | pcap_count -)"
+	done <"$TDIR/filters"
+done >"$TDIR/oracle"
+
+snapshot() { cs -j list >"$TDIR/$1.json"; }
+# compare FILE BEFORE AFTER: each session's growth against the oracle.
+compare() {
+	"$PY" - "$TDIR" "$@" <<'EOF'
+import json, sys
+d, file, before, after = sys.argv[1:]
+a = {s["session"]: s for s in json.load(open("%s/%s.json" % (d, before)))}
+b = {s["session"]: s for s in json.load(open("%s/%s.json" % (d, after)))}
+bad = 0
+for line in open(d + "/oracle"):
+    f, i, p, by = line.split()
+    if f != file:
+        continue
+    n = "s" + i
+    got = (b[n]["packets"] - a[n]["packets"], b[n]["bytes"] - a[n]["bytes"])
+    if got != (int(p), int(by)) or b[n]["drops"]:
+        bad += 1
+        if bad <= 5:
+            print("%s: %s packets %d bytes, expected %s %s" % (n, f, got[0], got[1], p, by))
+print("%d wrong" % bad if bad else "", end="")
+EOF
+}
+settle() {	# until the counters stop moving (the fold runs every 2 ms)
+	local a b n=50
+	a=$(cs -j list | md5sum)
+	while [ $n -gt 0 ]; do
+		nap 0.1
+		b=$(cs -j list | md5sum)
+		[ "$a" = "$b" ] && return 0
+		a=$b
+		n=$((n - 1))
+	done
+}
+
+set -- $FILES
+snapshot before
+replay "$CORPUS/$1" 5000 && settle
+snapshot after
+check_eq "$N sessions exact on ${1}" "" "$(compare "$1" before after)"
+
+# Churn: a hundred sessions come and go while the next capture replays.
+replay "$CORPUS/$2" 2000 &
+rp=$!
+bg_track "$rp"
+new_many c 1 100 >"$TDIR/churn.out"
+for i in $(seq 1 2 100); do cs stop "c$i" >/dev/null || echo "stop c$i"; done >>"$TDIR/churn.out"
+new_many d 101 150 >>"$TDIR/churn.out"
+wait "$rp"
+settle
+snapshot after2
+check_eq "sessions came and went during the replay" "" "$(cat "$TDIR/churn.out")"
+check_eq "$N sessions exact on ${2} through the churn" "" "$(compare "$2" after after2)"
+for i in $(seq 2 2 100); do cs stop "c$i" >/dev/null; done
+for i in $(seq 101 150); do cs stop "d$i" >/dev/null; done
+
+# A restart restores them all, on the kernel path.
+daemon_stop
+t0=$(now_ms)
+DAEMON_BUFFER_KB=1024 daemon_start -i "$HOST_IF" -n 1200 || exit 1
+for _ in $(seq 1 300); do
+	[ "$(kernel_count)" = "$N" ] && break
+	nap 0.1
+done
+echo "  restored in $(($(now_ms) - t0)) ms"
+check_eq "a restart restores all $N on the kernel path" "$N" "$(kernel_count)"
+snapshot before3
+replay "$CORPUS/$3" 5000 && settle
+snapshot after3
+check_eq "$N restored sessions exact on ${3}" "" "$(compare "$3" before3 after3)"
