@@ -1,7 +1,8 @@
 /*
  * ctl.c: the control socket. Accepts connections, admits peers by the
- * credentials the kernel reports, frames request lines and queues replies.
- * All socket I/O is non-blocking with per-client limits; no handler here.
+ * credentials the kernel reports, shares the slots among uids, frames
+ * request lines and queues replies. All socket I/O is non-blocking with
+ * per-client limits; no handler here.
  */
 #include <sys/epoll.h>
 #include <sys/file.h>
@@ -21,8 +22,11 @@
 #include "log.h"
 
 #define ACCEPT_PAUSE_NS	(100ull * 1000000u)	/* after EMFILE */
+#define IDLE_NS		(CTL_IDLE_MS * 1000000ull)
 #define PEER_GROUPS_MAX	1024
 #define DISCARD_MAX	(64u << 10)	/* input read and dropped after an error */
+/* What one client may have queued: unsent replies below the budget, and one more. */
+#define OUT_MAX		(CTL_REPLY_BUDGET + CTL_REPLY_MAX)
 
 struct client {
 	struct evsrc		 ev;
@@ -31,11 +35,12 @@ struct client {
 	size_t			 inlen;
 	struct reply		 out;
 	size_t			 outoff;
-	uint64_t		 deadline;	/* monotonic: dropped if idle past it */
+	uint64_t		 since;		/* monotonic: connect or last request */
+	uint32_t		 events;	/* what epoll watches for it */
 	bool			 closing;	/* close once the reply is sent */
 	bool			 draining;	/* reply sent; discarding input until EOF */
 	bool			 eof;		/* the peer sends no more */
-	bool			 more;		/* a complete request waits in in[] */
+	bool			 more;		/* client_next() has work to do */
 	bool			 waiting;	/* for the answer to its request */
 	size_t			 discarded;
 	uid_t			 uid;
@@ -51,7 +56,7 @@ static char sockpath[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static char lockpath[sizeof(sockpath) + 8];
 static int lockfd = -1;
 static uint64_t accept_paused_until;
-static bool accept_full;	/* at CTL_CLIENTS_MAX: the rest wait in the backlog */
+static bool accept_full;	/* no client can make way: the rest wait in the backlog */
 
 static void client_io(struct evsrc *, uint32_t);
 
@@ -67,7 +72,9 @@ rep_grow(struct reply *r, size_t need)
 		return;
 	for (cap = r->cap ? r->cap : 256; cap < r->len + need; cap *= 2)
 		;
-	if (cap > CTL_REPLY_MAX || (p = realloc(r->buf, cap)) == NULL) {
+	if (cap > OUT_MAX)
+		cap = OUT_MAX;
+	if (r->len + need > cap || (p = realloc(r->buf, cap)) == NULL) {
 		r->failed = true;
 		return;
 	}
@@ -159,12 +166,27 @@ rep_err(struct reply *r, enum ctl_status st, const char *fmt, ...)
 
 /* Clients. */
 
-static void client_set_more(struct client *, bool);
+static void client_update(struct client *);
+static void client_drop(struct client *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* A slot came free: take connections again, unless EMFILE paused it. */
+static void
+accept_resume(void)
+{
+	if (!accept_full)
+		return;
+	accept_full = false;
+	if (accept_paused_until == 0)
+		ev_mod(&listener, EPOLLIN);
+}
 
 static void
 client_close(struct client *c)
 {
-	client_set_more(c, false);
+	if (c->more)
+		nmore--;
+	c->more = false;
 	ev_del(&c->ev);
 	close(c->ev.fd);
 	c->ev.fd = -1;
@@ -172,10 +194,54 @@ client_close(struct client *c)
 	nclients--;
 	free(c->out.buf);
 	loop_free_later(c);
-	if (accept_full && nclients < CTL_CLIENTS_MAX) {
-		accept_full = false;
-		if (accept_paused_until == 0)
-			ev_mod(&listener, EPOLLIN);
+	accept_resume();
+}
+
+/* Close C and say why in the log: a client is never dropped in silence. */
+static void
+client_drop(struct client *c, const char *fmt, ...)
+{
+	char why[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	log_info("client uid %u: dropped: %s", (unsigned)c->uid, why);
+	client_close(c);
+}
+
+/* Answer with an error, then hang up once it is sent. */
+static void
+client_fail(struct client *c, enum ctl_status st, const char *why)
+{
+	rep_err(&c->out, st, "%s", why);
+	c->closing = true;
+	log_info("client uid %u: dropped: %s", (unsigned)c->uid, why);
+}
+
+/* Everything queued went out. */
+static void
+client_sent(struct client *c)
+{
+	c->out.len = c->outoff = 0;
+	/*
+	 * A large reply's memory goes back once it is read; a buffer the
+	 * budget's worth of replies fits in stays for the next ones.
+	 */
+	if (c->out.cap > 2 * CTL_REPLY_BUDGET) {
+		free(c->out.buf);
+		c->out.buf = NULL;
+		c->out.cap = 0;
+	}
+	/*
+	 * Closing with unread input would reset the connection: the peer
+	 * would see an error after our reply instead of its end. Send EOF,
+	 * then read and drop what the peer still sends until it hangs up.
+	 */
+	if (c->closing && !c->draining) {
+		shutdown(c->ev.fd, SHUT_WR);
+		c->draining = true;
 	}
 }
 
@@ -198,20 +264,33 @@ client_flush(struct client *c)
 		}
 		c->outoff += (size_t)n;
 	}
-	if (c->outoff == c->out.len) {
-		c->out.len = c->outoff = 0;
-		/*
-		 * Closing with unread input would reset the connection and
-		 * could cost the peer our error reply: send EOF, then read
-		 * and drop what the peer still sends until it hangs up.
-		 */
-		if (c->closing && !c->draining) {
-			shutdown(c->ev.fd, SHUT_WR);
-			c->draining = true;
-		}
-	}
-	ev_mod(&c->ev, c->outoff < c->out.len ? EPOLLOUT : EPOLLIN);
+	if (c->outoff == c->out.len)
+		client_sent(c);
+	client_update(c);
 	return true;
+}
+
+/*
+ * May C's next request be answered now? Not while the replies it has
+ * not read pass the budget: a client that asks without reading holds
+ * little memory, and loses nothing.
+ */
+static bool
+client_can_take(const struct client *c)
+{
+	return !c->closing && !c->waiting &&
+	    c->out.len - c->outoff < CTL_REPLY_BUDGET;
+}
+
+/* Keep the unsent replies at the front, so the queue never creeps on. */
+static void
+client_compact(struct client *c)
+{
+	if (c->outoff == 0)
+		return;
+	memmove(c->out.buf, c->out.buf + c->outoff, c->out.len - c->outoff);
+	c->out.len -= c->outoff;
+	c->outoff = 0;
 }
 
 static void
@@ -219,71 +298,63 @@ client_request(struct client *c, char *line, size_t len)
 {
 	line[len] = '\0';
 	if (!ctl_printable(line, len)) {
-		rep_err(&c->out, CTL_BADREQ,
+		client_fail(c, CTL_BADREQ,
 		    "request has bytes that are not printable ASCII");
-		c->closing = true;
 		return;
 	}
 	log_debug("client uid %u: %s", (unsigned)c->uid, line);
+	client_compact(c);
 	c->out.client = c->id;
 	c->out.later = false;
 	cmd_exec(line, &c->out);
 	c->waiting = c->out.later;
 }
 
-/* After an error: drop input until EOF; false when the client is gone. */
-static bool
+/* After an error: drop input until EOF. */
+static void
 client_drain(struct client *c)
 {
 	char buf[4096];
 	ssize_t n;
 
 	while ((n = recv(c->ev.fd, buf, sizeof(buf), 0)) > 0)
-		if ((c->discarded += (size_t)n) > DISCARD_MAX)
-			break;
+		if ((c->discarded += (size_t)n) > DISCARD_MAX) {
+			client_drop(c, "went on sending after its error");
+			return;
+		}
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
-		return true;
+		return;
 	client_close(c);
-	return false;
-}
-
-static void
-client_set_more(struct client *c, bool more)
-{
-	if (c->more != more)
-		nmore += more ? 1 : -1;
-	c->more = more;
 }
 
 /*
  * Answer the next complete request, one per loop turn, so that a client
- * that sends many at once takes its turn with the others.
+ * that sends many at once takes its turn with the others. Only a
+ * complete request counts as activity: bytes dripping in do not.
  */
 static void
 client_next(struct client *c)
 {
-	char *lf;
+	char *lf, why[64];
 	size_t used;
 
-	if (c->waiting)		/* one request at a time */
+	if (!client_can_take(c))
 		return;
-	if (!c->closing && (lf = memchr(c->in, '\n', c->inlen)) != NULL) {
-		client_request(c, c->in, (size_t)(lf - c->in));
+	if ((lf = memchr(c->in, '\n', c->inlen)) != NULL) {
 		used = (size_t)(lf - c->in) + 1;
+		c->since = now_mono();
+		client_request(c, c->in, used - 1);
 		memmove(c->in, c->in + used, c->inlen - used);
 		c->inlen -= used;
-		c->deadline = now_mono() + CTL_IDLE_MS * 1000000ull;
-	} else if (!c->closing && c->inlen == sizeof(c->in)) {
-		rep_err(&c->out, CTL_TOOLONG,
-		    "request longer than %d bytes", CTL_REQUEST_MAX);
-		c->closing = true;
+	} else if (c->inlen == sizeof(c->in)) {
+		snprintf(why, sizeof(why), "request longer than %d bytes",
+		    CTL_REQUEST_MAX);
+		client_fail(c, CTL_TOOLONG, why);
 	}
 	/* After the peer's EOF, a partial last line is never completed. */
 	if (c->eof && !c->closing && !c->waiting &&
 	    memchr(c->in, '\n', c->inlen) == NULL)
 		c->closing = true;
-	client_set_more(c, !c->closing && !c->waiting &&
-	    memchr(c->in, '\n', c->inlen) != NULL);
 }
 
 static void
@@ -295,12 +366,54 @@ client_read(struct client *c)
 		n = recv(c->ev.fd, c->in + c->inlen, sizeof(c->in) - c->inlen, 0);
 		if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR))
 			c->eof = true;
-		else if (n > 0) {
+		else if (n > 0)
 			c->inlen += (size_t)n;
-			c->deadline = now_mono() + CTL_IDLE_MS * 1000000ull;
-		}
 	}
 	client_next(c);
+}
+
+/* Whether client_next() has work for C on the next turn. */
+static void
+client_set_more(struct client *c)
+{
+	bool more;
+
+	more = client_can_take(c) && (c->eof || c->inlen == sizeof(c->in) ||
+	    memchr(c->in, '\n', c->inlen) != NULL);
+	if (c->more != more)
+		nmore += more ? 1 : -1;
+	c->more = more;
+}
+
+/*
+ * After anything happened to C. Input is watched only while there is
+ * room for it, so a client held back does not wake the loop in vain.
+ */
+static void
+client_update(struct client *c)
+{
+	uint32_t ev = 0;
+
+	client_set_more(c);
+	if (c->draining || (!c->eof && c->inlen < sizeof(c->in)))
+		ev |= EPOLLIN;
+	if (c->outoff < c->out.len)
+		ev |= EPOLLOUT;
+	if (ev != c->events && ev_mod(&c->ev, ev) == 0)
+		c->events = ev;
+}
+
+/* After C's turn: drop it if its reply could not be built, else send. */
+static void
+client_answered(struct client *c)
+{
+	if (c->out.failed) {
+		log_warnx("client uid %u: dropped: reply too large or out of "
+		    "memory", (unsigned)c->uid);
+		client_close(c);
+		return;
+	}
+	client_flush(c);
 }
 
 static void
@@ -312,16 +425,18 @@ client_io(struct evsrc *src, uint32_t events)
 		client_drain(c);
 		return;
 	}
-	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-		client_read(c);
-	if (c->out.failed) {
-		log_warnx("client uid %u: reply too large or out of memory",
-		    (unsigned)c->uid);
+	/* Hung up: the answer it waits for can reach no one. */
+	if ((events & (EPOLLHUP | EPOLLERR)) && c->waiting) {
+		log_debug("client uid %u: hung up", (unsigned)c->uid);
 		client_close(c);
 		return;
 	}
-	client_flush(c);
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+		client_read(c);
+	client_answered(c);
 }
+
+/* Admission. */
 
 static bool
 peer_in_group(int fd, gid_t primary)
@@ -342,69 +457,209 @@ peer_in_group(int fd, gid_t primary)
 	return false;
 }
 
+/* Who a newcomer competes with for a slot (see proto.h). */
+enum rivals {
+	RIVALS_NONE,		/* there is room */
+	RIVALS_UID,		/* its uid has its share */
+	RIVALS_USERS,		/* users other than root have theirs */
+	RIVALS_ALL		/* the table is full */
+};
+
+static enum rivals
+rivals_of(uid_t uid)
+{
+	struct client *c;
+	unsigned mine = 0, users = 0;
+
+	TAILQ_FOREACH(c, &clients, entry) {
+		mine += c->uid == uid;
+		users += c->uid != 0;
+	}
+	if (uid != 0 && mine >= CTL_CLIENTS_UID)
+		return RIVALS_UID;
+	if (uid != 0 && users >= CTL_CLIENTS_MAX - CTL_CLIENTS_ROOT)
+		return RIVALS_USERS;
+	return nclients >= CTL_CLIENTS_MAX ? RIVALS_ALL : RIVALS_NONE;
+}
+
 static void
-client_greet(struct client *c, const struct ucred *uc)
+rivals_why(enum rivals r, uid_t uid, char *buf, size_t len)
+{
+	if (r == RIVALS_UID)
+		snprintf(buf, len, "uid %u has its %d connections",
+		    (unsigned)uid, CTL_CLIENTS_UID);
+	else if (r == RIVALS_USERS)
+		snprintf(buf, len, "users other than root have their %d "
+		    "connections", CTL_CLIENTS_MAX - CTL_CLIENTS_ROOT);
+	else
+		snprintf(buf, len, "all %d connections are taken",
+		    CTL_CLIENTS_MAX);
+}
+
+/* Is A a better client to displace than B? */
+static bool
+client_idler(const struct client *a, const struct client *b)
+{
+	bool asends = a->outoff < a->out.len, bsends = b->outoff < b->out.len;
+
+	if (a->closing != b->closing)
+		return a->closing;
+	if (asends != bsends)		/* its reply would be cut short */
+		return bsends;
+	return a->since < b->since;
+}
+
+/*
+ * The client a newcomer of UID displaces among R, or NULL: never one
+ * waiting for an answer, nor one connected or asking within the grace.
+ */
+static struct client *
+client_victim(enum rivals r, uid_t uid, uint64_t now)
+{
+	struct client *c, *best = NULL;
+
+	TAILQ_FOREACH(c, &clients, entry) {
+		if ((r == RIVALS_UID && c->uid != uid) ||
+		    (r == RIVALS_USERS && c->uid == 0) || c->waiting ||
+		    now < c->since + CTL_GRACE_MS * 1000000ull)
+			continue;
+		if (best == NULL || client_idler(c, best))
+			best = c;
+	}
+	return best;
+}
+
+/* Can a connection be taken? Not while every slot is spoken for. */
+static bool
+ctl_room(uint64_t now)
+{
+	return nclients < CTL_CLIENTS_MAX ||
+	    client_victim(RIVALS_ALL, 0, now) != NULL;
+}
+
+/* Room for a newcomer of UID; -1, with the reason, when none can be made. */
+static int
+client_make_room(uid_t uid, char *why, size_t whylen)
+{
+	enum rivals r = rivals_of(uid);
+	struct client *c;
+
+	if (r == RIVALS_NONE)
+		return 0;
+	rivals_why(r, uid, why, whylen);
+	if ((c = client_victim(r, uid, now_mono())) == NULL)
+		return -1;
+	client_drop(c, "idle longest when %s", why);
+	return 0;
+}
+
+/*
+ * Turn a connection away with one error line. A request it sent already
+ * stays unread: the peer reads our line first, then the reset.
+ */
+static void
+conn_refuse(int fd, enum ctl_status st, const char *msg)
+{
+	struct reply r = { 0 };
+
+	rep_err(&r, st, "%s", msg);
+	if (!r.failed && send(fd, r.buf, r.len, MSG_NOSIGNAL | MSG_DONTWAIT) == -1)
+		log_debug("refusing a client: send: %s", strerror(errno));
+	free(r.buf);
+	close(fd);
+}
+
+/* Turn away a peer that is neither root nor, with -g, in the group. */
+static void
+conn_refuse_peer(int fd, const struct ucred *uc)
+{
+	char msg[256];
+
+	log_info("client uid %u: refused: not root%s%s", (unsigned)uc->uid,
+	    cfg.has_group ? " and not in group " : "",
+	    cfg.has_group ? cfg.group_name : "");
+	if (cfg.has_group)
+		snprintf(msg, sizeof(msg), "permission denied: uid %u is not "
+		    "root and not in group %s", (unsigned)uc->uid,
+		    cfg.group_name);
+	else
+		snprintf(msg, sizeof(msg), "permission denied: uid %u is not "
+		    "root", (unsigned)uc->uid);
+	conn_refuse(fd, CTL_PERM, msg);
+}
+
+static void
+client_greet(struct client *c)
 {
 	struct reply *r = &c->out;
+	char inst[17];
 
-	if (uc->uid != 0 && !(cfg.has_group && peer_in_group(c->ev.fd, uc->gid))) {
-		log_info("refused uid %u pid %d", (unsigned)uc->uid, (int)uc->pid);
-		if (cfg.has_group)
-			rep_err(r, CTL_PERM, "permission denied: uid %u is not "
-			    "root and not in group %s", (unsigned)uc->uid,
-			    cfg.group_name);
-		else
-			rep_err(r, CTL_PERM, "permission denied: uid %u is not "
-			    "root", (unsigned)uc->uid);
-		c->closing = true;
-		return;
-	}
 	rep_put(r, "hello", 5);
 	rep_u64(r, "proto", CTL_PROTO_VERSION);
 	rep_u64(r, "pid", (uint64_t)getpid());
-	{
-		char inst[17];
-
-		snprintf(inst, sizeof(inst), "%016llx",
-		    (unsigned long long)cfg.instance);
-		rep_str(r, "instance", inst);
-	}
+	snprintf(inst, sizeof(inst), "%016llx", (unsigned long long)cfg.instance);
+	rep_str(r, "instance", inst);
 	rep_put(r, "\n", 1);
+}
+
+static void
+client_new(int fd)
+{
+	char why[128], msg[192];
+	struct client *c;
+	struct ucred uc;
+	socklen_t len = sizeof(uc);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) == -1) {
+		log_warn("new client: SO_PEERCRED");
+		close(fd);
+		return;
+	}
+	if (uc.uid != 0 && !(cfg.has_group && peer_in_group(fd, uc.gid))) {
+		conn_refuse_peer(fd, &uc);
+		return;
+	}
+	if (client_make_room(uc.uid, why, sizeof(why)) == -1) {
+		log_info("client uid %u: refused: %s, none idle for %d ms",
+		    (unsigned)uc.uid, why, CTL_GRACE_MS);
+		snprintf(msg, sizeof(msg), "busy: %s, none idle for %d ms",
+		    why, CTL_GRACE_MS);
+		conn_refuse(fd, CTL_BUSY, msg);
+		return;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		log_warnx("out of memory for a client");
+		close(fd);
+		return;
+	}
+	c->ev.fd = fd;
+	c->ev.fn = client_io;
+	c->id = ++last_id;
+	c->uid = uc.uid;
+	c->since = now_mono();
+	TAILQ_INSERT_TAIL(&clients, c, entry);
+	nclients++;
+	if (ev_add(&c->ev, EPOLLIN) == -1) {
+		log_warn("new client");
+		client_close(c);
+		return;
+	}
+	c->events = EPOLLIN;
+	client_greet(c);
+	client_flush(c);
 }
 
 static void
 ctl_accept(struct evsrc *src, uint32_t events)
 {
-	struct client *c;
-	struct ucred uc;
-	socklen_t len = sizeof(uc);
+	bool room;
 	int fd;
 
 	(void)events;
-	while (nclients < CTL_CLIENTS_MAX && (fd = accept4(src->fd, NULL, NULL,
-	    SOCK_NONBLOCK | SOCK_CLOEXEC)) != -1) {
-		if ((c = calloc(1, sizeof(*c))) == NULL) {
-			log_warnx("out of memory for a client");
-			close(fd);
-			continue;
-		}
-		c->ev.fd = fd;
-		c->ev.fn = client_io;
-		c->id = ++last_id;
-		c->deadline = now_mono() + CTL_IDLE_MS * 1000000ull;
-		TAILQ_INSERT_TAIL(&clients, c, entry);
-		nclients++;
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) == -1 ||
-		    ev_add(&c->ev, EPOLLIN) == -1) {
-			log_warn("new client");
-			client_close(c);
-			continue;
-		}
-		c->uid = uc.uid;
-		client_greet(c, &uc);
-		client_flush(c);
-	}
-	if (nclients >= CTL_CLIENTS_MAX) {
+	while ((room = ctl_room(now_mono())) && (fd = accept4(src->fd, NULL,
+	    NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) != -1)
+		client_new(fd);
+	if (!room) {
 		accept_full = true;
 		ev_mod(&listener, 0);
 	} else if (errno == EMFILE || errno == ENFILE) {
@@ -443,15 +698,8 @@ ctl_resumed(uint64_t id)
 		return;
 	c->waiting = false;
 	c->out.later = false;
-	c->deadline = now_mono() + CTL_IDLE_MS * 1000000ull;
-	if (c->out.failed) {
-		log_warnx("client uid %u: reply too large or out of memory",
-		    (unsigned)c->uid);
-		client_close(c);
-		return;
-	}
-	client_set_more(c, true);
-	client_flush(c);
+	c->since = now_mono();
+	client_answered(c);
 }
 
 bool
@@ -473,11 +721,7 @@ ctl_run_pending(void)
 		if (!c->more)
 			continue;
 		client_next(c);
-		if (c->out.failed) {
-			client_close(c);
-			continue;
-		}
-		client_flush(c);
+		client_answered(c);
 	}
 }
 
@@ -491,12 +735,14 @@ ctl_tick(uint64_t now)
 		if (!accept_full)
 			ev_mod(&listener, EPOLLIN);
 	}
+	/* Clients too young to displace a moment ago may be old enough now. */
+	if (accept_full && ctl_room(now))
+		accept_resume();
 	for (c = TAILQ_FIRST(&clients); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, entry);
-		if (!c->waiting && now >= c->deadline) {
-			log_debug("client uid %u: idle, dropped", (unsigned)c->uid);
-			client_close(c);
-		}
+		if (!c->waiting && now >= c->since + IDLE_NS)
+			client_drop(c, c->outoff < c->out.len ? "replies unread "
+			    "for %d s" : "no request for %d s", CTL_IDLE_MS / 1000);
 	}
 }
 

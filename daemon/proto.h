@@ -35,11 +35,32 @@
 
 #define CTL_REQUEST_MAX		4096	/* one request line, LF included */
 #define CTL_FILTER_MAX		2048	/* bytes of filter text */
-#define CTL_CLIENTS_MAX		256	/* connections served at once */
-#define CTL_IDLE_MS		10000	/* a client silent this long is dropped */
-#define CTL_REPLY_MAX		(16u << 20)	/* unread reply bytes per client */
 #define CTL_SESSIONS_DEFAULT	256	/* -n default */
 #define CTL_SESSIONS_MAX	4096	/* -n at most */
+
+/*
+ * Connections. When the table is full, or a uid has its share, a new
+ * client takes the place of the one idle longest among those it competes
+ * with. Idle is the time since the client connected or its last request
+ * was taken; a client waiting for an answer is never displaced. Root's
+ * clients compete with everyone, and the last CTL_CLIENTS_ROOT slots are
+ * theirs alone.
+ */
+#define CTL_CLIENTS_MAX		256	/* connections served at once */
+#define CTL_CLIENTS_ROOT	16	/* of them, kept for root */
+#define CTL_CLIENTS_UID		(CTL_CLIENTS_MAX / 2)	/* for one other uid */
+#define CTL_GRACE_MS		500	/* never displaced before this long... */
+#define CTL_IDLE_MS		10000	/* ...dropped after this long */
+
+/*
+ * Replies. A row carries at most a filter and 1 KiB of other fields
+ * (show's, the longest, takes 900 bytes); one reply is at most a row for
+ * every session and its last line. A client whose unread replies pass
+ * CTL_REPLY_BUDGET is not answered again until it reads them.
+ */
+#define CTL_ROW_MAX		(CTL_FILTER_MAX + 1024)
+#define CTL_REPLY_MAX		((CTL_SESSIONS_MAX + 1) * CTL_ROW_MAX)
+#define CTL_REPLY_BUDGET	(64u << 10)
 #define CTL_BUFFER_DEFAULT_KB	2048	/* -B default: capture buffer per session */
 #define CTL_BUFFER_MIN_KB	64
 #define CTL_BUFFER_MAX_KB	(1u << 20)
