@@ -137,6 +137,7 @@ on_timer(struct evsrc *src, uint32_t events)
 	compile_tick(now);
 	sess_tick(now, ticks % STATS_TICKS == 0);
 	ctl_tick(now);
+	log_tick(now);
 }
 
 /*

@@ -2,11 +2,12 @@
 # connections, connections that drip a byte now and then, one uid's flood
 # and clients that ask without reading never keep another client from an
 # answer within a second, the daemon's memory stays bounded, no reply is
-# lost, and the log says why each client was dropped.
+# lost, and the log says why each client was dropped. At the descriptor
+# limit, the log stays short.
 . "${TOP:-.}/tests/lib.sh"
 require_root
 require_capstats
-need python3 setpriv
+need python3 setpriv prlimit
 
 # Any number does for -g; the other users' clients run with it as their group.
 GID=47113
@@ -215,4 +216,26 @@ answers_fast "256 connections dripping a byte every 3 s"
 check_eq "... every one is closed within 11.5 s" 256 "$(conns_result)"
 logged "... and the log says why" "client uid $NOBODY: dropped: no request for 10 s"
 
+# At the descriptor limit accept fails every 100 ms: the log says so once,
+# then how many times it repeated.
+nfd=$(ls "/proc/$T_DPID/fd" | wc -l)
+read -r soft hard < <(prlimit --pid "$T_DPID" --nofile --noheadings --output SOFT,HARD)
+lines=$(wc -l <"$TDIR/daemon.log")
+prlimit --pid "$T_DPID" --nofile=$((nfd + 2)):"$hard"
+conns hold 20 3 0
+conns_result >/dev/null
+prlimit --pid "$T_DPID" --nofile="$soft":"$hard"
+added=$(tail -n "+$((lines + 1))" "$TDIR/daemon.log")
+n=$(printf '%s\n' "$added" | grep -c 'accept: Too many open files')
+check "at the descriptor limit, accept's failure is logged once in 3 s ($n times)" test "$n" -eq 1
+check "... and the log grows by a few lines at most ($(printf '%s\n' "$added" | wc -l))" \
+    test "$(printf '%s\n' "$added" | wc -l)" -le 4
+"$PY" -c "
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b'\x01\n')
+while s.recv(4096): pass
+" "$SOCK"
+logged "... the next other message first says how often it repeated" \
+    "last message repeated ([2-9]|[1-9][0-9]+) times"
+answers_fast "after the descriptor limit is lifted"
 daemon_stop
