@@ -746,19 +746,87 @@ ctl_tick(uint64_t now)
 	}
 }
 
+/* Does no one listen on the socket at SUN? */
+static bool
+ctl_stale(const struct sockaddr_un *sun)
+{
+	int fd, rc;
+
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0)) == -1)
+		return false;
+	rc = connect(fd, (const struct sockaddr *)sun, sizeof(*sun));
+	close(fd);
+	return rc == -1 && errno == ECONNREFUSED;
+}
+
 /*
- * Take the socket path: a lock file beside it says whether a live daemon
- * owns it; a socket left by a dead one is removed.
+ * Only a socket left by a daemon that died is removed from the path:
+ * anything else there is someone else's, and a link is never followed.
  */
 static int
-ctl_lock(const char *path, char *err, size_t errlen)
+ctl_clear(const struct sockaddr_un *sun, char *err, size_t errlen)
 {
-	snprintf(lockpath, sizeof(lockpath), "%s.lock", path);
+	const char *path = sun->sun_path;
+	struct stat st;
+
+	if (lstat(path, &st) == -1) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(err, errlen, "%s exists and is not a socket: not "
+		    "replacing it", path);
+		return -1;
+	}
+	if (!ctl_stale(sun)) {
+		snprintf(err, errlen, "%s is a socket in use by another "
+		    "program: not replacing it", path);
+		return -1;
+	}
+	if (unlink(path) == -1 && errno != ENOENT) {
+		snprintf(err, errlen, "remove stale %s: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Open the lock file, which the daemon creates empty and never writes. */
+static int
+ctl_open_lock(char *err, size_t errlen)
+{
+	struct stat st;
+
 	lockfd = open(lockpath, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (lockfd == -1) {
 		snprintf(err, errlen, "%s: %s", lockpath, strerror(errno));
 		return -1;
 	}
+	if (fstat(lockfd, &st) == -1 || !S_ISREG(st.st_mode) || st.st_size != 0) {
+		snprintf(err, errlen, "%s exists and is not an empty file: not "
+		    "taking it for a lock", lockpath);
+		close(lockfd);
+		lockfd = -1;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Take the socket path: a lock file beside it says whether a live daemon
+ * owns it; a socket left by a dead one is removed.
+ */
+static int
+ctl_lock(const struct sockaddr_un *sun, char *err, size_t errlen)
+{
+	const char *path = sun->sun_path;
+
+	snprintf(lockpath, sizeof(lockpath), "%s.lock", path);
+	if (ctl_open_lock(err, errlen) == -1)
+		return -1;
 	if (flock(lockfd, LOCK_EX | LOCK_NB) == -1) {
 		snprintf(err, errlen, "another capstats daemon is listening on %s",
 		    path);
@@ -766,8 +834,7 @@ ctl_lock(const char *path, char *err, size_t errlen)
 		lockfd = -1;
 		return -1;
 	}
-	if (unlink(path) == -1 && errno != ENOENT) {
-		snprintf(err, errlen, "remove stale %s: %s", path, strerror(errno));
+	if (ctl_clear(sun, err, errlen) == -1) {
 		unlink(lockpath);
 		close(lockfd);
 		lockfd = -1;
@@ -788,7 +855,7 @@ ctl_init(const char *path, char *err, size_t errlen)
 	}
 	strlcpy(sun.sun_path, path, sizeof(sun.sun_path));
 	strlcpy(sockpath, path, sizeof(sockpath));
-	if (ctl_lock(path, err, errlen) == -1)
+	if (ctl_lock(&sun, err, errlen) == -1)
 		return -1;
 	listener.fn = ctl_accept;
 	listener.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -369,6 +369,20 @@ raise_fd_limit(void)
 	}
 }
 
+/*
+ * The segment's name, less its optional leading '/', also names the
+ * pidfile and the state file: it must be one path component, or they
+ * would land outside their directories.
+ */
+static bool
+shm_name_ok(const char *name)
+{
+	if (name[0] == '/')
+		name++;
+	return name[0] != '\0' && strchr(name, '/') == NULL &&
+	    strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
+}
+
 int
 daemon_main(const struct options *o)
 {
@@ -391,8 +405,13 @@ daemon_main(const struct options *o)
 	umask(077);
 	raise_fd_limit();
 
-	snprintf(pidpath, sizeof(pidpath), "%s/%s.pid", CTL_PID_DIR,
-	    o->shm[0] == '/' ? o->shm + 1 : o->shm);
+	if (!shm_name_ok(o->shm))
+		fatalx("-m %s: not a segment name: one path component, "
+		    "without '/' but for a leading one, and not '.' or '..'",
+		    o->shm);
+	if (snprintf(pidpath, sizeof(pidpath), "%s/%s.pid", CTL_PID_DIR,
+	    o->shm[0] == '/' ? o->shm + 1 : o->shm) >= (int)sizeof(pidpath))
+		fatalx("-m %s: name too long", o->shm);
 	if ((pfh = pidfile_open(pidpath, 0644, &other)) == NULL) {
 		if (errno == EEXIST)
 			fatalx("another capstats daemon (pid %d) holds %s",
