@@ -55,7 +55,7 @@ for i in 1 2 3; do
 	check_match "... as too slow to compile" "takes more than 500 ms to compile" \
 	    "$(cat "$TDIR/slow$i.out")"
 done
-check "the three were answered within 1.5 s" test $(($(now_ms) - t0)) -lt 1500
+check "the three were answered within 5 s" test $(($(now_ms) - t0)) -lt 5000
 wait "$beat"
 read -r worst samples <"$TDIR/beat.out"
 echo "  heartbeat: at most $worst ms old over $samples samples"
