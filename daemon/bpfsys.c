@@ -327,6 +327,45 @@ bpfsys_progs_set(int progs, uint32_t index, int prog_fd, char *err,
 }
 
 int
+bpfsys_hash_create(uint32_t value_size, uint32_t n, char *err, size_t errlen)
+{
+	union bpf_attr a;
+	int fd;
+
+	memset(&a, 0, sizeof(a));
+	a.map_type = BPF_MAP_TYPE_HASH;
+	a.key_size = sizeof(uint32_t);
+	a.value_size = value_size;
+	a.max_entries = n;
+	strlcpy(a.map_name, OBJ_NAME, sizeof(a.map_name));
+	if ((fd = sys_bpf(BPF_MAP_CREATE, &a)) == -1)
+		snprintf(err, errlen, "BPF_MAP_CREATE (hash): %s",
+		    strerror(errno));
+	return fd;
+}
+
+int
+bpfsys_elem(int fd, int op, uint32_t key, void *value, char *err,
+    size_t errlen)
+{
+	static const int cmds[] = { BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM,
+	    BPF_MAP_DELETE_ELEM };
+	union bpf_attr a;
+
+	memset(&a, 0, sizeof(a));
+	a.map_fd = (uint32_t)fd;
+	a.key = ptr(&key);
+	if (op != BPFSYS_DEL)
+		a.value = ptr(value);
+	if (sys_bpf(cmds[op], &a) == 0)
+		return 0;
+	if (errno == ENOENT && op != BPFSYS_SET)
+		return 1;
+	snprintf(err, errlen, "map element %u: %s", key, strerror(errno));
+	return -1;
+}
+
+int
 bpfsys_attach(int sock, int prog_fd, char *err, size_t errlen)
 {
 	if (setsockopt(sock, SOL_SOCKET, SO_ATTACH_BPF, &prog_fd,

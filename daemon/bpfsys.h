@@ -105,6 +105,20 @@ int	bpfsys_progs_create(uint32_t n, char *err, size_t errlen);
 int	bpfsys_progs_set(int progs, uint32_t index, int prog_fd, char *err,
 	    size_t errlen);
 
+/* A hash map of u32 keys and VALUE_SIZE-byte values, N at most; its fd or -1. */
+int	bpfsys_hash_create(uint32_t value_size, uint32_t n, char *err,
+	    size_t errlen);
+
+/*
+ * Get, set or delete the element KEY of the map FD: 0, 1 when there is no
+ * such element (get, delete), or -1 with the reason in ERR.
+ */
+#define BPFSYS_GET	0
+#define BPFSYS_SET	1
+#define BPFSYS_DEL	2
+int	bpfsys_elem(int fd, int op, uint32_t key, void *value, char *err,
+	    size_t errlen);
+
 /*
  * A packet socket of TYPE (SOCK_RAW: packets from their link-layer header;
  * SOCK_DGRAM: from their network header) that runs PROG_FD on every packet

@@ -36,10 +36,29 @@
 _Static_assert(CHUNK_SLOTS * CHUNKS >= CTL_SESSIONS_MAX,
     "every session of -n can count on one interface");
 
+/*
+ * A link may hold a family (xlate.h): sessions whose filters differ only
+ * in one constant, counted with one run of their program and a lookup of
+ * the constant, whatever their number; adding or removing one changes a
+ * map, not the program. A family's link also counts, one by one, the
+ * sessions that left it by a modify, its guests.
+ */
+#define FAMILY_SLOTS	1024	/* sessions one family link counts */
+
+struct kfamily {
+	struct bpf_program	 skel;		/* the first member's program */
+	uint8_t			*site;
+	int			 members;	/* hash: constant -> counters */
+	unsigned		 n;		/* members, guests apart */
+	struct xlate_pin	 pin[2];	/* while a member moves */
+	size_t			 npins;
+};
+
 struct kchunk {
 	struct bpfsys_map	 map;		/* its counters; fd -1: none yet */
-	unsigned		 n;
-	struct sess		*member[CHUNK_SLOTS];	/* by counter index */
+	unsigned		 n, cap;
+	struct sess		**member;	/* by counter index */
+	struct kfamily		*fam;
 };
 
 struct kgroup {
@@ -56,6 +75,8 @@ struct kgroup {
 struct kstate {
 	struct kgroup		*g;
 	uint32_t		 chunk, idx;
+	bool			 member;	/* of its link's family */
+	uint32_t		 key;		/* ... with this constant */
 	struct bpf_program	 prog;	/* the session's classic filter */
 	uint64_t		 base_packets, base_bytes;	/* before this open */
 };
@@ -180,7 +201,7 @@ nomem:
 static int
 kchunk_load(struct kgroup *g, uint32_t c, char *err, size_t errlen)
 {
-	struct xlate_filter f[CHUNK_SLOTS];
+	struct xlate_filter f[CHUNK_SLOTS];	/* a family link has fewer guests */
 	struct kchunk *k = &g->chunk[c];
 	struct xlate_wire wire;
 	struct xlate_prog prog;
@@ -189,18 +210,31 @@ kchunk_load(struct kgroup *g, uint32_t c, char *err, size_t errlen)
 	uint32_t i;
 	int fd, rc;
 
-	for (i = 0; i < CHUNK_SLOTS; i++) {
+	struct xlate_family fam, *fp = NULL;
+
+	for (i = 0; i < k->cap && n < CHUNK_SLOTS; i++) {
 		if (k->member[i] == NULL)
 			continue;
 		ks = k->member[i]->path_state;
+		if (ks->member)
+			continue;
 		f[n].insns = (const struct sock_filter *)ks->prog.bf_insns;
 		f[n].len = ks->prog.bf_len;
 		f[n++].index = i;
 	}
+	if (k->fam != NULL) {
+		fam.skel = (const struct sock_filter *)k->fam->skel.bf_insns;
+		fam.len = k->fam->skel.bf_len;
+		fam.site = k->fam->site;
+		fam.members_fd = k->fam->members;
+		fam.pins = k->fam->pin;
+		fam.npins = k->fam->npins;
+		fp = &fam;
+	}
 	wire.hdr_len = g->link->hdr_len;
 	wire.vlan_len = g->link->vlan_len;
-	if (xlate_build_chain(f, n, k->map.fd, k->map.slots, &wire, g->progs,
-	    c + 1, &prog, err, errlen) == -1)
+	if (xlate_build_chain(f, n, k->map.fd, k->map.slots, &wire, fp,
+	    g->progs, c + 1, &prog, err, errlen) == -1)
 		return -1;
 	fd = bpfsys_prog_load(&prog, err, errlen);
 	xlate_free(&prog);
@@ -290,6 +324,49 @@ kgroup_get(const char *iface, int dlt, char *err, size_t errlen)
 	return g;
 }
 
+/* Make link C hold CAP sessions: its counters and its table of them. */
+static int
+kchunk_make(struct kchunk *k, unsigned cap, char *err, size_t errlen)
+{
+	if ((k->member = calloc(cap, sizeof(*k->member))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (bpfsys_map_create(&k->map, cap, err, errlen) == -1) {
+		free(k->member);
+		k->member = NULL;
+		k->map.fd = -1;
+		return -1;
+	}
+	k->cap = cap;
+	return 0;
+}
+
+static void
+kfamily_free(struct kfamily *fam)
+{
+	if (fam == NULL)
+		return;
+	if (fam->members != -1)
+		close(fam->members);
+	pcap_freecode(&fam->skel);
+	free(fam->site);
+	free(fam);
+}
+
+static void
+kchunk_free(struct kchunk *k)
+{
+	if (k->map.fd != -1)
+		bpfsys_map_close(&k->map);
+	k->map.fd = -1;
+	free(k->member);
+	k->member = NULL;
+	k->cap = 0;
+	kfamily_free(k->fam);
+	k->fam = NULL;
+}
+
 /* Drop the links past the last that counts for a session. */
 static void
 kgroup_trim(struct kgroup *g)
@@ -301,8 +378,7 @@ kgroup_trim(struct kgroup *g)
 		if (g->progs != -1 && bpfsys_progs_set(g->progs,
 		    g->nchunks - 1, -1, err, sizeof(err)) == -1)
 			log_warnx("%s: %s", g->iface, err);
-		bpfsys_map_close(&k->map);
-		k->map.fd = -1;
+		kchunk_free(k);
 		g->nchunks--;
 	}
 }
@@ -322,8 +398,7 @@ kgroup_put(struct kgroup *g)
 		g->ev.fd = -1;
 	}
 	for (c = 0; c < CHUNKS; c++)
-		if (g->chunk[c].map.fd != -1)
-			bpfsys_map_close(&g->chunk[c].map);
+		kchunk_free(&g->chunk[c]);
 	if (g->progs != -1)
 		close(g->progs);
 	loop_free_later(g);
@@ -336,55 +411,65 @@ static void
 kgroup_error(struct evsrc *src, uint32_t events)
 {
 	struct kgroup *g = (struct kgroup *)src;
-	struct sess *fail[CHUNKS * CHUNK_SLOTS];
+	struct sess **fail;
 	char why[128];
 	unsigned c, i, n = 0;
 
 	(void)events;
+	if ((fail = calloc(g->nmembers ? g->nmembers : 1, sizeof(*fail))) == NULL)
+		fatal("kernel path: out of memory");
 	snprintf(why, sizeof(why), "%s: the interface %s", g->iface,
 	    if_nametoindex(g->iface) == 0 ? "disappeared" : "went down");
 	for (c = 0; c < g->nchunks; c++)
-		for (i = 0; i < CHUNK_SLOTS; i++)
-			if (g->chunk[c].member[i] != NULL)
+		for (i = 0; i < g->chunk[c].cap; i++)
+			if (g->chunk[c].member[i] != NULL && n < g->nmembers)
 				fail[n++] = g->chunk[c].member[i];
 	for (i = 0; i < n; i++)
 		sess_fail(fail[i], why);	/* the last one frees g */
+	free(fail);
 }
 
-/* A free counter of G: its link (made when new) and index in it. */
+/* A free counter of link C, cleared for a new session; its index or -1. */
 static int
-kgroup_slot(struct kgroup *g, uint32_t *chunk, uint32_t *idx, char *err,
-    size_t errlen)
+kchunk_index(struct kchunk *k, char *err, size_t errlen)
 {
-	struct kchunk *k;
-	uint32_t c, i;
+	uint32_t i;
 
-	for (c = 0; c < CHUNKS && g->chunk[c].n == CHUNK_SLOTS; c++)
+	for (i = 0; i < k->cap && k->member[i] != NULL; i++)
 		;
-	if (c == CHUNKS) {
-		snprintf(err, errlen, "%s: %d kernel sessions already",
-		    g->iface, CHUNKS * CHUNK_SLOTS);
+	if (i == k->cap) {
+		snprintf(err, errlen, "no free counter");
 		return -1;
 	}
-	k = &g->chunk[c];
-	if (k->map.fd == -1 && bpfsys_map_create(&k->map, CHUNK_SLOTS, err,
-	    errlen) == -1) {
-		k->map.fd = -1;
-		return -1;
-	}
-	for (i = 0; k->member[i] != NULL; i++)
-		;
 	if (bpfsys_map_clear(&k->map, i, err, errlen) == -1)
 		return -1;
-	*chunk = c;
-	*idx = i;
-	return 0;
+	return (int)i;
 }
 
-/*
- * Put S in link C of G at index I and load that link. On failure the
- * array still holds the link without S.
- */
+/* A link for a new session outside families: its number, or -1. */
+static int
+kgroup_plain_chunk(struct kgroup *g, char *err, size_t errlen)
+{
+	uint32_t c;
+
+	for (c = 0; c < CHUNKS; c++) {
+		if (g->chunk[c].fam != NULL)
+			continue;
+		if (g->chunk[c].member == NULL) {
+			if (kchunk_make(&g->chunk[c], CHUNK_SLOTS, err,
+			    errlen) == -1)
+				return -1;
+			return (int)c;
+		}
+		if (g->chunk[c].n < g->chunk[c].cap)
+			return (int)c;
+	}
+	snprintf(err, errlen, "%s: no room for another kernel session",
+	    g->iface);
+	return -1;
+}
+
+/* Put S in link C at index I and load the link; undone on failure. */
 static int
 kgroup_join(struct kgroup *g, struct sess *s, uint32_t c, uint32_t i,
     char *err, size_t errlen)
@@ -395,13 +480,218 @@ kgroup_join(struct kgroup *g, struct sess *s, uint32_t c, uint32_t i,
 	k->n++;
 	g->nmembers++;
 	if (kchunk_load(g, c, err, errlen) == 0) {
-		if (c == g->nchunks)	/* a new last link */
+		while (g->nchunks <= c) {	/* a new last link */
+			if (g->nchunks < c && kchunk_load(g, g->nchunks, err,
+			    errlen) == -1)
+				goto undo;
 			g->nchunks++;
+		}
 		return 0;
 	}
+undo:
 	k->member[i] = NULL;
 	k->n--;
 	g->nmembers--;
+	return -1;
+}
+
+/* ---- families */
+
+/* List or unlist counter IDX under constant KEY of FAM's map. */
+static int
+kfamily_list(struct kfamily *fam, uint32_t key, uint32_t idx, bool on,
+    char *err, size_t errlen)
+{
+	struct xlate_members m;
+	unsigned i, n = 0;
+	int rc;
+
+	if ((rc = bpfsys_elem(fam->members, BPFSYS_GET, key, &m, err,
+	    errlen)) == -1)
+		return -1;
+	if (rc == 1)
+		memset(&m, 0xff, sizeof(m));
+	for (i = 0; i < XLATE_MEMBERS_MAX; i++)
+		if (m.index[i] != XLATE_NO_MEMBER && m.index[i] != idx)
+			m.index[n++] = m.index[i];
+	if (on) {
+		if (n == XLATE_MEMBERS_MAX) {
+			snprintf(err, errlen, "%d sessions of one constant "
+			    "already", XLATE_MEMBERS_MAX);
+			return -1;
+		}
+		m.index[n++] = (uint16_t)idx;
+	}
+	for (i = n; i < XLATE_MEMBERS_MAX; i++)
+		m.index[i] = XLATE_NO_MEMBER;
+	if (n == 0)
+		return bpfsys_elem(fam->members, BPFSYS_DEL, key, NULL, err,
+		    errlen) == -1 ? -1 : 0;
+	return bpfsys_elem(fam->members, BPFSYS_SET, key, &m, err, errlen);
+}
+
+/* Whether constant KEY of FAM has room for one more session. */
+static bool
+kfamily_room(struct kfamily *fam, uint32_t key)
+{
+	struct xlate_members m;
+	char err[128];
+	int rc;
+
+	rc = bpfsys_elem(fam->members, BPFSYS_GET, key, &m, err, sizeof(err));
+	return rc == 1 || (rc == 0 && m.index[XLATE_MEMBERS_MAX - 1] ==
+	    XLATE_NO_MEMBER);
+}
+
+/* Add S, whose state KS holds its program, to link C's family under KEY. */
+static int
+kfamily_add(struct kgroup *g, uint32_t c, struct sess *s, struct kstate *ks,
+    uint32_t key, char *err, size_t errlen)
+{
+	struct kchunk *k = &g->chunk[c];
+	int i;
+
+	if (!kfamily_room(k->fam, key)) {
+		snprintf(err, errlen, "%d sessions of one constant already",
+		    XLATE_MEMBERS_MAX);
+		return -1;
+	}
+	if ((i = kchunk_index(k, err, errlen)) == -1 ||
+	    kfamily_list(k->fam, key, (uint32_t)i, true, err, errlen) == -1)
+		return -1;
+	ks->chunk = c;
+	ks->idx = (uint32_t)i;
+	ks->member = true;
+	ks->key = key;
+	k->member[i] = s;
+	k->n++;
+	k->fam->n++;
+	g->nmembers++;
+	return 0;
+}
+
+/* Take S out of its link's family. */
+static void
+kfamily_remove(struct kgroup *g, struct kstate *ks)
+{
+	struct kchunk *k = &g->chunk[ks->chunk];
+	char err[256];
+
+	if (kfamily_list(k->fam, ks->key, ks->idx, false, err,
+	    sizeof(err)) == -1)
+		log_warnx("%s: %s", g->iface, err);
+	k->fam->n--;
+	ks->member = false;
+}
+
+/* The constant of S's program, if it is a member of link C's family. */
+static bool
+kfamily_fits(const struct kchunk *k, const struct bpf_program *prog,
+    uint32_t *key)
+{
+	return k->fam != NULL && k->fam->skel.bf_len == prog->bf_len &&
+	    xlate_family_key((const struct sock_filter *)k->fam->skel.bf_insns,
+	    k->fam->site, (const struct sock_filter *)prog->bf_insns,
+	    prog->bf_len, key) == 0;
+}
+
+/* Join S to a family that has its program: the map changes, not a program. */
+static int
+kfamily_join(struct kgroup *g, struct sess *s, struct kstate *ks)
+{
+	char err[256];
+	uint32_t c, key;
+
+	for (c = 0; c < g->nchunks; c++) {
+		if (g->chunk[c].n == g->chunk[c].cap ||
+		    !kfamily_fits(&g->chunk[c], &ks->prog, &key))
+			continue;
+		if (kfamily_add(g, c, s, ks, key, err, sizeof(err)) == 0)
+			return 0;
+		log_debug("%s: family link %u: %s", g->iface, c, err);
+	}
+	return -1;
+}
+
+/* A plain session whose program and PROG make the first two of a family. */
+static bool
+kfamily_partner(struct kgroup *g, const struct bpf_program *prog,
+    uint8_t *site)
+{
+	const struct kstate *o;
+	const struct kchunk *k;
+	uint32_t c, i;
+
+	for (c = 0; c < g->nchunks; c++) {
+		k = &g->chunk[c];
+		if (k->fam != NULL)
+			continue;
+		for (i = 0; i < k->cap; i++) {
+			if (k->member[i] == NULL)
+				continue;
+			o = k->member[i]->path_state;
+			if (o->prog.bf_len == prog->bf_len &&
+			    xlate_family((const struct sock_filter *)
+			    o->prog.bf_insns, (const struct sock_filter *)
+			    prog->bf_insns, prog->bf_len, site) == 0)
+				return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * A new family, when S's program and a plain session's are its first two
+ * members: a link of its own, with S its first member (the other stays
+ * where it is). 0, or -1 when there is none to make.
+ */
+static int
+kfamily_start(struct kgroup *g, struct sess *s, struct kstate *ks)
+{
+	struct kfamily *fam;
+	struct kchunk *k;
+	char err[256] = "";
+	uint32_t c, key;
+
+	for (c = 0; c < CHUNKS && g->chunk[c].member != NULL; c++)
+		;
+	if (c == CHUNKS || (fam = calloc(1, sizeof(*fam))) == NULL)
+		return -1;
+	fam->members = -1;
+	if ((fam->site = calloc(ks->prog.bf_len, 1)) == NULL ||
+	    !kfamily_partner(g, &ks->prog, fam->site) ||
+	    (fam->skel.bf_insns = calloc(ks->prog.bf_len,
+	    sizeof(*ks->prog.bf_insns))) == NULL) {
+		kfamily_free(fam);
+		return -1;
+	}
+	fam->skel.bf_len = ks->prog.bf_len;
+	memcpy(fam->skel.bf_insns, ks->prog.bf_insns, ks->prog.bf_len *
+	    sizeof(*ks->prog.bf_insns));
+	k = &g->chunk[c];
+	if ((fam->members = bpfsys_hash_create(sizeof(struct xlate_members),
+	    FAMILY_SLOTS, err, sizeof(err))) == -1 ||
+	    kchunk_make(k, FAMILY_SLOTS, err, sizeof(err)) == -1) {
+		kfamily_free(fam);
+		goto fail;
+	}
+	k->fam = fam;
+	if (!kfamily_fits(k, &ks->prog, &key) ||
+	    kfamily_add(g, c, s, ks, key, err, sizeof(err)) == -1)
+		goto fail;
+	for (; g->nchunks <= c; g->nchunks++)	/* the links before, then it */
+		if (kchunk_load(g, g->nchunks, err, sizeof(err)) == -1)
+			break;
+	if (g->nchunks > c)
+		return 0;
+	k->member[ks->idx] = NULL;
+	k->n--;
+	g->nmembers--;
+	ks->member = false;
+fail:
+	log_debug("%s: no family link: %s", g->iface, err);
+	kchunk_free(k);
+	kgroup_trim(g);
 	return -1;
 }
 
@@ -410,8 +700,9 @@ kpath_open(struct sess *s, const struct bpf_program *prog, int dlt, char *err,
     size_t errlen)
 {
 	struct kstate *ks;
-	struct kgroup *g;
+	struct kgroup *g = NULL;
 	enum ctl_status st;
+	int c, i;
 
 	if ((ks = calloc(1, sizeof(*ks))) == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -426,26 +717,94 @@ kpath_open(struct sess *s, const struct bpf_program *prog, int dlt, char *err,
 		st = CTL_BADIFACE;
 		goto fail;
 	}
-	if (kgroup_slot(g, &ks->chunk, &ks->idx, err, errlen) == -1) {
-		st = CTL_FULL;
-		goto fail;
-	}
 	ks->g = g;
 	ks->base_packets = s->packets;
 	ks->base_bytes = s->bytes;
 	s->path_state = ks;
+	if (kfamily_join(g, s, ks) == 0 || kfamily_start(g, s, ks) == 0)
+		return CTL_OK;
+	st = CTL_FULL;
+	if ((c = kgroup_plain_chunk(g, err, errlen)) == -1 ||
+	    (i = kchunk_index(&g->chunk[c], err, errlen)) == -1)
+		goto fail;
+	ks->chunk = (uint32_t)c;
+	ks->idx = (uint32_t)i;
 	if (kgroup_join(g, s, ks->chunk, ks->idx, err, errlen) == -1) {
-		s->path_state = NULL;
 		st = CTL_BADFILTER;
 		goto fail;
 	}
 	return CTL_OK;
 fail:
+	s->path_state = NULL;
 	if (g != NULL)
 		kgroup_put(g);
 	pcap_freecode(&ks->prog);
 	free(ks);
 	return st;
+}
+
+/* Load S's link with a pin for S (or none), for a move that must not lose a packet. */
+static int
+kfamily_pin(struct kstate *ks, const struct xlate_pin *pin, char *err,
+    size_t errlen)
+{
+	struct kfamily *fam = ks->g->chunk[ks->chunk].fam;
+
+	fam->npins = 0;
+	if (pin != NULL)
+		fam->pin[fam->npins++] = *pin;
+	return kchunk_load(ks->g, ks->chunk, err, errlen);
+}
+
+/*
+ * A family member's new filter: listed under its new constant, or, when it
+ * is no member any more, counted as a guest of the link. Each step is one
+ * atomic change of the map or the link's program, and pins keep the
+ * member counting under its old constant until the one that switches.
+ */
+static int
+kfamily_refilter(struct kstate *ks, struct bpf_program *prog, char *err,
+    size_t errlen)
+{
+	struct kchunk *k = &ks->g->chunk[ks->chunk];
+	struct xlate_pin pin = { ks->idx, ks->key, false };
+	struct bpf_program old = ks->prog;
+	uint32_t key;
+
+	if (kfamily_fits(k, prog, &key) && kfamily_room(k->fam, key)) {
+		if (kfamily_pin(ks, &pin, err, errlen) == -1 ||
+		    kfamily_list(k->fam, key, ks->idx, true, err, errlen) == -1)
+			goto undo;
+		pin.key = key;
+		if (kfamily_pin(ks, &pin, err, errlen) == -1) {
+			kfamily_list(k->fam, key, ks->idx, false, err, errlen);
+			goto undo;
+		}
+		kfamily_list(k->fam, ks->key, ks->idx, false, err, errlen);
+		ks->key = key;
+	} else {
+		if (k->n - k->fam->n >= CHUNK_SLOTS) {
+			snprintf(err, errlen, "its link has no room");
+			return -1;
+		}
+		pin.excluded = true;
+		ks->prog = *prog;
+		ks->member = false;	/* a guest from this program on */
+		if (kfamily_pin(ks, &pin, err, errlen) == -1) {
+			ks->prog = old;
+			ks->member = true;
+			goto undo;
+		}
+		ks->member = true;
+		kfamily_remove(ks->g, ks);
+	}
+	ks->prog = *prog;
+	pcap_freecode(&old);
+	kfamily_pin(ks, NULL, err, errlen);
+	return 0;
+undo:
+	kfamily_pin(ks, NULL, err + strlen(err), errlen - strlen(err));
+	return -1;
 }
 
 static enum ctl_status
@@ -462,6 +821,12 @@ kpath_refilter(struct sess *s, const struct bpf_program *in, int dlt,
 	}
 	if ((st = kpath_prepare(s->iface, in, dlt, &prog, err, errlen)) != CTL_OK)
 		return st;
+	if (ks->member) {
+		if (kfamily_refilter(ks, &prog, err, errlen) == 0)
+			return CTL_OK;
+		pcap_freecode(&prog);
+		return CTL_BADFILTER;
+	}
 	old = ks->prog;
 	ks->prog = prog;
 	if (kchunk_load(ks->g, ks->chunk, err, errlen) == -1) {
@@ -515,18 +880,21 @@ kpath_close(struct sess *s)
 	struct kstate *ks = s->path_state;
 	struct kgroup *g = ks->g;
 	struct kchunk *k = &g->chunk[ks->chunk];
+	bool member = ks->member;
 	char err[256];
 
-	/* The last counts, before the program stops counting for S. */
-	if (bpfsys_map_fetch(&k->map, err, sizeof(err)) == 0)
-		kpath_take(s, now_real());
 	k->member[ks->idx] = NULL;
 	k->n--;
 	g->nmembers--;
+	if (member)
+		kfamily_remove(g, ks);
 	/* A link left empty in the middle still passes packets on. */
-	if (g->ev.fd != -1 && (k->n > 0 || ks->chunk + 1 < g->nchunks) &&
+	else if (g->ev.fd != -1 && (k->n > 0 || ks->chunk + 1 < g->nchunks) &&
 	    kchunk_load(g, ks->chunk, err, sizeof(err)) == -1)
 		log_warnx("%s: rebuilding the kernel program: %s", g->iface, err);
+	/* The last counts, now that nothing counts for S. */
+	if (bpfsys_map_fetch(&k->map, err, sizeof(err)) == 0)
+		kpath_take(s, now_real());
 	kgroup_trim(g);
 	kgroup_put(g);
 	pcap_freecode(&ks->prog);
@@ -573,7 +941,7 @@ kpath_fold(void)
 				    g->iface, err);
 				continue;
 			}
-			for (i = 0; i < CHUNK_SLOTS; i++)
+			for (i = 0; i < k->cap; i++)
 				if (k->member[i] != NULL &&
 				    kpath_take(k->member[i], now))
 					sess_publish(k->member[i]);

@@ -40,6 +40,20 @@
 #define PREFIX_MAX	128		/* a power of two: see emit_prefix() */
 #define OFF_PREFIX	(OFF_SLOW - PREFIX_MAX - 2)
 
+/*
+ * Below the copy, for a family (see emit_family()):
+ *	-232	u64	 the constant the members are tried with
+ *	-240	u64	 the members' entry in the family's map
+ *	-244	u32	 the key looked up
+ *	-256 - 8j u64	 what A held at site j, or ~0 where not reached
+ */
+#define OFF_PARAM	(-232)
+#define OFF_VALUE	(-240)
+#define OFF_FKEY	(-244)
+#define OFF_SITE(j)	(-256 - 8 * (int)(j))
+
+_Static_assert(OFF_PARAM + 8 <= OFF_PREFIX, "below the prefix copy");
+_Static_assert(OFF_SITE(XLATE_SITES_MAX - 1) >= -512, "within the stack");
 _Static_assert((PREFIX_MAX & (PREFIX_MAX - 1)) == 0, "a power of 2");
 _Static_assert(OFF_PREFIX >= -512, "an eBPF stack has 512 bytes");
 _Static_assert((OFF_PREFIX + 14) % 4 == 0, "byte 14 of the copy: 4-aligned");
@@ -84,6 +98,8 @@ struct emit {
 	bool		 used[2];	/* jumps to match, to reject */
 	unsigned	 flen;		/* the current filter's length */
 	unsigned	 prefix;	/* the prefix copy's size, or 0 */
+	const uint8_t	*site;		/* a family's sites, or NULL */
+	enum { PASS_PLAIN, PASS_COLLECT, PASS_PARAM } pass;
 	bool		 nomem;
 	char		*err;
 	size_t		 errlen;
@@ -1091,6 +1107,24 @@ invert(uint8_t op)
 	return 0;
 }
 
+/*
+ * A family's test of A against its members' constant: while collecting,
+ * keep A for the lookup and go on as if no member matched; when trying a
+ * constant, test A against it.
+ */
+static void
+emit_site(struct emit *e, unsigned pc, unsigned t, unsigned f)
+{
+	if (e->pass == PASS_COLLECT)
+		stx(e, BPF_DW, BPF_REG_10, (int16_t)OFF_SITE(e->site[pc] - 1),
+		    R_A);
+	else {
+		ldx(e, BPF_DW, BPF_REG_1, BPF_REG_10, OFF_PARAM);
+		jump(e, BPF_JMP32 | BPF_JEQ | BPF_X, R_A, BPF_REG_1, 0, t);
+	}
+	goto_label(e, f);
+}
+
 /* Compares are on 32 bits (JMP32), as classic constants are unsigned. */
 static void
 emit_jmp(struct emit *e, const struct sock_filter *in, unsigned pc)
@@ -1100,6 +1134,10 @@ emit_jmp(struct emit *e, const struct sock_filter *in, unsigned pc)
 	int32_t k = src == BPF_X ? 0 : (int32_t)in->k;
 	unsigned t = pc + 1 + in->jt, f = pc + 1 + in->jf;
 
+	if (e->site != NULL && e->site[pc] != 0) {
+		emit_site(e, pc, t, f);
+		return;
+	}
 	if (op == BPF_JA)
 		goto_label(e, pc + 1 + in->k);
 	else if (t == f)
@@ -1366,6 +1404,264 @@ scan_all(struct emit *e, const struct xlate_filter *filters, size_t n,
 	return 0;
 }
 
+/* ---- families */
+
+/*
+ * What is reached when every site's test fails: the path every member
+ * whose constant A never equals takes.
+ */
+static uint8_t *
+collect_reach(const struct sock_filter *f, unsigned len, const uint8_t *site)
+{
+	unsigned pc, next[2], n, i;
+	uint8_t *reach;
+
+	if ((reach = calloc(len, 1)) == NULL)
+		return NULL;
+	reach[0] = 1;
+	for (pc = 0; pc < len; pc++) {
+		if (!reach[pc])
+			continue;
+		if (site[pc] != 0) {
+			reach[pc + 1 + f[pc].jf] = 1;
+			continue;
+		}
+		n = successors(&f[pc], pc, next);
+		for (i = 0; i < n; i++)
+			reach[next[i]] = 1;
+	}
+	return reach;
+}
+
+/* Whether a site test at PC may be one: JEQ with a constant, two ways out. */
+static bool
+site_ok(const struct sock_filter *in)
+{
+	return in->code == (BPF_JMP | BPF_JEQ | BPF_K) && in->jt != in->jf;
+}
+
+static unsigned
+site_first(const uint8_t *site, unsigned len)
+{
+	unsigned pc;
+
+	for (pc = 0; pc < len && site[pc] == 0; pc++)
+		;
+	return pc;
+}
+
+int
+xlate_family(const struct sock_filter *f, const struct sock_filter *g,
+    unsigned len, uint8_t *site)
+{
+	unsigned pc, n = 0;
+	uint8_t *reach;
+	int rc = 0;
+
+	memset(site, 0, len);
+	for (pc = 0; pc < len; pc++) {
+		if (f[pc].code != g[pc].code || f[pc].jt != g[pc].jt ||
+		    f[pc].jf != g[pc].jf)
+			return -1;
+		if (f[pc].k == g[pc].k)
+			continue;
+		if (!site_ok(&f[pc]) || n == XLATE_SITES_MAX)
+			return -1;
+		site[pc] = (uint8_t)++n;
+	}
+	if (n == 0)
+		return -1;
+	for (pc = 0; pc < len; pc++)
+		if (site[pc] != 0 && (f[pc].k != f[site_first(site, len)].k ||
+		    g[pc].k != g[site_first(site, len)].k))
+			return -1;
+	/* No member may accept on the path where no site test holds. */
+	if ((reach = collect_reach(f, len, site)) == NULL)
+		return -1;
+	for (pc = 0; pc < len && rc == 0; pc++)
+		if (reach[pc] && BPF_CLASS(f[pc].code) == BPF_RET &&
+		    (BPF_RVAL(f[pc].code) != BPF_K || f[pc].k != 0))
+			rc = -1;
+	free(reach);
+	return rc;
+}
+
+int
+xlate_family_key(const struct sock_filter *skel, const uint8_t *site,
+    const struct sock_filter *f, unsigned len, uint32_t *key)
+{
+	unsigned pc;
+	bool seen = false;
+
+	for (pc = 0; pc < len; pc++) {
+		if (f[pc].code != skel[pc].code || f[pc].jt != skel[pc].jt ||
+		    f[pc].jf != skel[pc].jf)
+			return -1;
+		if (site[pc] == 0) {
+			if (f[pc].k != skel[pc].k)
+				return -1;
+		} else if (!seen) {
+			*key = f[pc].k;
+			seen = true;
+		} else if (f[pc].k != *key)
+			return -1;
+	}
+	return seen ? 0 : -1;
+}
+
+/*
+ * One pass through a family's program: collecting what A holds at the
+ * sites, or trying one constant, when a match counts the members listed
+ * for it.
+ */
+static void emit_members(struct emit *, const struct xlate_family *,
+    uint32_t slots);
+
+static void
+emit_pass(struct emit *e, const struct xlate_family *fam, const uint8_t *reach,
+    uint32_t init, uint32_t slots)
+{
+	unsigned pc, len = fam->len;
+
+	e->flen = len;
+	e->used[0] = e->used[1] = false;
+	if ((e->at = calloc(len + 2, sizeof(*e->at))) == NULL) {
+		e->nomem = true;
+		fail(e, "out of memory");
+		return;
+	}
+	if (init & V_A)
+		alu32_k(e, BPF_MOV, R_A, 0);
+	if (init & V_X)
+		alu32_k(e, BPF_MOV, R_X, 0);
+	for (pc = 0; pc < len; pc++) {
+		e->at[pc] = e->len;
+		if (reach[pc])
+			emit_insn(e, &fam->skel[pc], pc);
+	}
+	e->at[LBL_MATCH(len)] = e->len;
+	if (e->used[0] && e->pass == PASS_COLLECT)
+		fail(e, "a family's program accepts where no member matches");
+	else if (e->used[0])
+		emit_members(e, fam, slots);
+	e->at[LBL_REJECT(len)] = e->len;
+	resolve(e);
+	free(e->at);
+	e->at = NULL;
+}
+
+/* Add the packet to the counters of the members listed at OFF_VALUE. */
+static void
+emit_members(struct emit *e, const struct xlate_family *fam, uint32_t slots)
+{
+	size_t done[XLATE_MEMBERS_MAX], next[8 * 2], n, m;
+	unsigned k;
+
+	ldx(e, BPF_DW, BPF_REG_1, BPF_REG_10, OFF_VALUE);
+	for (k = 0; k < XLATE_MEMBERS_MAX; k++) {
+		ldx(e, BPF_H, BPF_REG_2, BPF_REG_1, (int16_t)(2 * k));
+		done[k] = skip(e, BPF_JMP | BPF_JGE | BPF_K, BPF_REG_2, 0,
+		    (int32_t)slots);
+		for (n = m = 0; m < fam->npins && n + 2 <= sizeof(next) /
+		    sizeof(next[0]); m++) {
+			size_t other = skip(e, BPF_JMP | BPF_JNE | BPF_K,
+			    BPF_REG_2, 0, (int32_t)fam->pins[m].index);
+
+			if (fam->pins[m].excluded)
+				next[n++] = skip(e, BPF_JMP | BPF_JA, 0, 0, 0);
+			else {
+				ldx(e, BPF_W, BPF_REG_3, BPF_REG_10, OFF_FKEY);
+				next[n++] = skip(e, BPF_JMP | BPF_JNE | BPF_K,
+				    BPF_REG_3, 0, (int32_t)fam->pins[m].key);
+			}
+			land(e, other);
+		}
+		alu64_k(e, BPF_LSH, BPF_REG_2, 4);
+		alu64_x(e, BPF_MOV, BPF_REG_3, R_COUNTERS);
+		alu64_x(e, BPF_ADD, BPF_REG_3, BPF_REG_2);
+		ldx(e, BPF_DW, BPF_REG_4, BPF_REG_3, 0);
+		alu64_k(e, BPF_ADD, BPF_REG_4, 1);
+		stx(e, BPF_DW, BPF_REG_3, 0, BPF_REG_4);
+		ldx(e, BPF_DW, BPF_REG_4, BPF_REG_3, 8);
+		ldx(e, BPF_DW, BPF_REG_5, BPF_REG_10, OFF_WIRELEN);
+		alu64_x(e, BPF_ADD, BPF_REG_4, BPF_REG_5);
+		stx(e, BPF_DW, BPF_REG_3, 8, BPF_REG_4);
+		while (n > 0)
+			land(e, next[--n]);
+	}
+	for (k = 0; k < XLATE_MEMBERS_MAX; k++)
+		land(e, done[k]);
+}
+
+/*
+ * The members whose constant is what A held at site J, unless an earlier
+ * site held the same (they were tried there): looked up, and tried.
+ */
+static void
+emit_candidate(struct emit *e, const struct xlate_family *fam,
+    const struct scan *sc, unsigned j, uint32_t slots)
+{
+	size_t out[XLATE_SITES_MAX + 2], n = 0;
+	unsigned i;
+
+	ldx(e, BPF_DW, BPF_REG_1, BPF_REG_10, (int16_t)OFF_SITE(j));
+	out[n++] = skip(e, BPF_JMP | BPF_JEQ | BPF_K, BPF_REG_1, 0, -1);
+	for (i = 0; i < j; i++) {
+		ldx(e, BPF_DW, BPF_REG_2, BPF_REG_10, (int16_t)OFF_SITE(i));
+		out[n++] = skip(e, BPF_JMP | BPF_JEQ | BPF_X, BPF_REG_1,
+		    BPF_REG_2, 0);
+	}
+	stx(e, BPF_DW, BPF_REG_10, OFF_PARAM, BPF_REG_1);
+	stx(e, BPF_W, BPF_REG_10, OFF_FKEY, BPF_REG_1);
+	put(e, BPF_LD | BPF_DW | BPF_IMM, BPF_REG_1, BPF_PSEUDO_MAP_FD, 0,
+	    fam->members_fd);
+	put(e, 0, 0, 0, 0, 0);
+	alu64_x(e, BPF_MOV, BPF_REG_2, BPF_REG_10);
+	alu64_k(e, BPF_ADD, BPF_REG_2, OFF_FKEY);
+	call(e, BPF_FUNC_map_lookup_elem);
+	out[n++] = skip(e, BPF_JMP | BPF_JEQ | BPF_K, BPF_REG_0, 0, 0);
+	stx(e, BPF_DW, BPF_REG_10, OFF_VALUE, BPF_REG_0);
+	e->pass = PASS_PARAM;
+	emit_pass(e, fam, sc->reach, sc->init, slots);
+	while (n > 0)
+		land(e, out[--n]);
+}
+
+/*
+ * A family's members counted at once: the program runs once as if no
+ * member's constant matched anywhere (where, by xlate_family(), none
+ * accepts), keeping what A held at each site it passed; each value is
+ * then looked up among the members' constants, and only the members
+ * listed for it run, the program tried with that constant. A member whose
+ * constant A never held went the first way, and rejects.
+ */
+static void
+emit_family(struct emit *e, const struct xlate_family *fam,
+    const struct scan *sc, uint32_t slots)
+{
+	unsigned pc, nsites = 0;
+	uint8_t *reach;
+
+	for (pc = 0; pc < fam->len; pc++)
+		if (fam->site[pc] > nsites)
+			nsites = fam->site[pc];
+	for (pc = 0; pc < nsites; pc++)
+		put(e, BPF_ST | BPF_MEM | BPF_DW, BPF_REG_10, 0,
+		    (int16_t)OFF_SITE(pc), -1);
+	if ((reach = collect_reach(fam->skel, fam->len, fam->site)) == NULL) {
+		e->nomem = true;
+		return;
+	}
+	e->site = fam->site;
+	e->pass = PASS_COLLECT;
+	emit_pass(e, fam, reach, sc->init, slots);
+	free(reach);
+	for (pc = 0; pc < nsites && !e->failed; pc++)
+		emit_candidate(e, fam, sc, pc, slots);
+	e->site = NULL;
+	e->pass = PASS_PLAIN;
+}
+
 /* Go on with program NEXT of the program array PROGS_FD, if it holds one. */
 static void
 emit_tail_call(struct emit *e, uint8_t ctx, int progs_fd, uint32_t next)
@@ -1380,11 +1676,12 @@ emit_tail_call(struct emit *e, uint8_t ctx, int progs_fd, uint32_t next)
 
 static int
 build(const struct xlate_filter *filters, size_t n, int map_fd,
-    uint32_t slots, const struct xlate_wire *wire, int next_fd, uint32_t next,
+    uint32_t slots, const struct xlate_wire *wire,
+    const struct xlate_family *fam, int next_fd, uint32_t next,
     struct xlate_prog *out, char *err, size_t errlen)
 {
 	static const struct xlate_wire ethernet = { 0, 4 };
-	struct scan *sc;
+	struct scan *sc, fsc = { 0 };
 	struct emit e;
 	size_t i;
 
@@ -1398,14 +1695,22 @@ build(const struct xlate_filter *filters, size_t n, int map_fd,
 		fail(&e, "wire length: header %u, VLAN tag %u bytes; each "
 		    "at most %d", wire->hdr_len, wire->vlan_len,
 		    XLATE_WIRE_MAX);
+	if (fam != NULL && !e.failed && ((fsc.reach = malloc(fam->len ?
+	    fam->len : 1)) == NULL || scan_filter(&e, fam->skel, fam->len,
+	    &fsc) == -1))
+		e.nomem = fsc.reach == NULL;
 	if ((sc = calloc(n ? n : 1, sizeof(*sc))) == NULL)
 		e.nomem = true;
 	else if (!e.failed && scan_all(&e, filters, n, slots, sc) == 0) {
 		e.prefix = prefix_size(sc, n);
+		if (fam != NULL && e.prefix < prefix_size(&fsc, 1))
+			e.prefix = prefix_size(&fsc, 1);
 		alu64_x(&e, BPF_MOV, R_CTX, BPF_REG_1);
 		emit_counters(&e, map_fd, wire);
 		if (e.prefix > 0)
 			emit_prefix(&e);
+		if (fam != NULL)
+			emit_family(&e, fam, &fsc, slots);
 		for (i = 0; i < n && !e.failed; i++)
 			emit_filter(&e, filters[i].insns, filters[i].len,
 			    &sc[i], filters[i].index);
@@ -1414,6 +1719,7 @@ build(const struct xlate_filter *filters, size_t n, int map_fd,
 		ret(&e, 0);
 	}
 	free_scans(sc, n);
+	free(fsc.reach);
 	return emit_finish(&e, out);
 }
 
@@ -1422,16 +1728,18 @@ xlate_build(const struct xlate_filter *filters, size_t n, int map_fd,
     uint32_t slots, const struct xlate_wire *wire, struct xlate_prog *out,
     char *err, size_t errlen)
 {
-	return build(filters, n, map_fd, slots, wire, -1, 0, out, err, errlen);
+	return build(filters, n, map_fd, slots, wire, NULL, -1, 0, out, err,
+	    errlen);
 }
 
 int
 xlate_build_chain(const struct xlate_filter *filters, size_t n, int map_fd,
-    uint32_t slots, const struct xlate_wire *wire, int next_fd, uint32_t next,
+    uint32_t slots, const struct xlate_wire *wire,
+    const struct xlate_family *fam, int next_fd, uint32_t next,
     struct xlate_prog *out, char *err, size_t errlen)
 {
-	return build(filters, n, map_fd, slots, wire, next_fd, next, out, err,
-	    errlen);
+	return build(filters, n, map_fd, slots, wire, fam, next_fd, next, out,
+	    err, errlen);
 }
 
 int

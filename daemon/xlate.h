@@ -16,6 +16,7 @@
 
 #include <linux/filter.h>
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -122,8 +123,64 @@ int	xlate_build(const struct xlate_filter *filters, size_t n, int map_fd,
 	    struct xlate_prog *out, char *err, size_t errlen);
 
 /*
+ * A family: filters that are one program but for the constant their JEQ
+ * tests compare A with at some instructions, the sites: `host A.B.C.D`,
+ * `tcp port P`, `vlan V` or `net N/len` for many values. A family's
+ * program runs once a packet, whatever its number of members, and looks up
+ * what A held at each site among the members' constants, a key of the
+ * hash map MEMBERS_FD (BPF_MAP_TYPE_HASH, u32 -> struct xlate_members):
+ * only the members of a value found run, each verdict exactly its own.
+ * Adding or removing a member changes the map, not the program.
+ */
+#define XLATE_SITES_MAX		16
+#define XLATE_MEMBERS_MAX	8	/* members with one constant */
+#define XLATE_NO_MEMBER		0xffff
+
+struct xlate_members {
+	uint16_t	index[XLATE_MEMBERS_MAX];	/* counters; then XLATE_NO_MEMBER */
+};
+
+/*
+ * A member whose listing is changing: it counts only when found under
+ * KEY, or, when EXCLUDED, not through the map at all (its filter is then
+ * one of the chain link's own). The program that names it takes over from
+ * the one before it at once, so a member moves from one constant to
+ * another, or out of the family, without a packet counted twice or lost.
+ */
+struct xlate_pin {
+	uint32_t	index;
+	uint32_t	key;
+	bool		excluded;
+};
+
+struct xlate_family {
+	const struct sock_filter *skel;		/* one member's program */
+	unsigned		 len;
+	const uint8_t		*site;		/* per instruction: 0, or site 1..n */
+	int			 members_fd;
+	const struct xlate_pin	*pins;
+	size_t			 npins;		/* at most 8 */
+};
+
+/*
+ * Whether F and G, of LEN instructions each, are members of one family:
+ * the same program but for the constants of up to XLATE_SITES_MAX JEQ
+ * tests, one constant in all of F's and one in all of G's, and where no
+ * site's test holds, the program rejects. Fills SITE[LEN]: 0, or the site
+ * numbered from 1. 0, or -1 when they are not.
+ */
+int	xlate_family(const struct sock_filter *f, const struct sock_filter *g,
+	    unsigned len, uint8_t *site);
+
+/* Whether F is a member of the family of SKEL and SITE: its constant in KEY. */
+int	xlate_family_key(const struct sock_filter *skel, const uint8_t *site,
+	    const struct sock_filter *f, unsigned len, uint32_t *key);
+
+/*
  * As xlate_build(), for one link of a chain of programs that count an
- * interface's sessions in turn: after its filters the program tail-calls
+ * interface's sessions in turn, with the members of FAM too when it is
+ * not NULL (the counter indexes in its map are this link's): after its
+ * filters the program tail-calls
  * the one at index NEXT of the program array NEXT_FD, and returns 0 when
  * that index is empty. A chain counts more sessions than one program can
  * hold (a socket's filter is charged to net.core.optmem_max; programs in
@@ -132,8 +189,8 @@ int	xlate_build(const struct xlate_filter *filters, size_t n, int map_fd,
  */
 int	xlate_build_chain(const struct xlate_filter *filters, size_t n,
 	    int map_fd, uint32_t slots, const struct xlate_wire *wire,
-	    int next_fd, uint32_t next, struct xlate_prog *out, char *err,
-	    size_t errlen);
+	    const struct xlate_family *fam, int next_fd, uint32_t next,
+	    struct xlate_prog *out, char *err, size_t errlen);
 
 /* The program a chain's socket runs: it tail-calls index 0 of PROGS_FD. */
 int	xlate_build_head(int progs_fd, struct xlate_prog *out, char *err,
