@@ -342,32 +342,63 @@ metric_value(int m, const struct capstats_snapshot *sn)
 	}
 }
 
+/*
+ * The sessions to show: every running or failed one that reads. A slot that
+ * cannot be read (a writer stalled in it, a malformed entry) is named on
+ * stderr and stepped past, as capstats_next() allows; one whose counters
+ * already say STOPPED is ending and left out. Returns how many, in *INFO
+ * and *SN.
+ */
+static size_t
+metrics_collect(struct capstats *cs, struct capstats_info **info,
+    struct capstats_snapshot **sn)
+{
+	struct capstats_ref ref = { .slot = UINT32_MAX };
+	struct capstats_snapshot s;
+	struct capstats_info in;
+	size_t n = 0, cap = 0;
+	void *p;
+	int rc;
+
+	while ((rc = capstats_next(cs, &ref, &in)) != CAPSTATS_E_NOSESSION) {
+		if (rc != CAPSTATS_OK) {
+			fprintf(stderr, "capstats: %s\n", capstats_errmsg(cs));
+			if (rc == CAPSTATS_E_BUSY || rc == CAPSTATS_E_INVALID)
+				continue;
+			break;
+		}
+		if (capstats_read(cs, &ref, &s) != CAPSTATS_OK ||
+		    s.state == CAPSTATS_STOPPED)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			if ((p = realloc(*info, cap * sizeof(**info))) == NULL)
+				break;
+			*info = p;
+			if ((p = realloc(*sn, cap * sizeof(**sn))) == NULL)
+				break;
+			*sn = p;
+		}
+		(*info)[n] = in;
+		(*sn)[n++] = s;
+	}
+	return n;
+}
+
 int
 local_metrics(const struct options *o)
 {
 	struct capstats_snapshot *sn = NULL;
-	struct capstats_info *info = NULL, in;
+	struct capstats_info *info = NULL;
 	struct capstats_daemon d;
-	struct capstats_ref ref = { .slot = UINT32_MAX };
 	struct capstats *cs;
-	size_t n = 0, i;
+	size_t n, i;
 	uint64_t now;
-	void *p;
 	int m;
 
 	if ((cs = attach(o, &d, 0)) == NULL)
 		return EXIT_REFUSED;
-	while (capstats_next(cs, &ref, &in) == CAPSTATS_OK) {
-		if ((p = realloc(info, (n + 1) * sizeof(*info))) == NULL)
-			break;
-		info = p;
-		if ((p = realloc(sn, (n + 1) * sizeof(*sn))) == NULL)
-			break;
-		sn = p;
-		if (capstats_read(cs, &ref, &sn[n]) != CAPSTATS_OK)
-			continue;
-		info[n++] = in;
-	}
+	n = metrics_collect(cs, &info, &sn);
 	for (m = 0; m < (int)(sizeof(metrics) / sizeof(metrics[0])); m++) {
 		printf("# HELP %s %s\n# TYPE %s %s\n", metrics[m].name,
 		    metrics[m].help, metrics[m].name, metrics[m].type);
@@ -379,6 +410,7 @@ local_metrics(const struct options *o)
 			printf("\"} %" PRIu64 "\n", metric_value(m, &sn[i]));
 		}
 	}
+	/* Beside a daemon in another time namespace: age 0, not 584 years. */
 	now = now_mono();
 	printf("# HELP capstats_heartbeat_age_seconds Seconds since the "
 	    "daemon's last heartbeat.\n# TYPE capstats_heartbeat_age_seconds "
