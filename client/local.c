@@ -264,13 +264,36 @@ watch_turn(struct watch *w)
 	return 0;
 }
 
+/*
+ * Sleep until the tick after *NEXT, on the grid of STEP. Ticks missed while
+ * the process was stopped (SIGSTOP) or blocked (a slow terminal) are
+ * skipped, not caught up in a burst: the next tick is the next multiple of
+ * STEP after now, and a wake-up a whole STEP late goes on to the next one.
+ */
+static void
+watch_sleep(uint64_t *next, uint64_t step)
+{
+	struct timespec ts;
+	uint64_t now;
+
+	do {
+		*next += step;
+		if ((now = now_mono()) >= *next)
+			*next += ((now - *next) / step + 1) * step;
+		ts.tv_sec = (time_t)(*next / 1000000000u);
+		ts.tv_nsec = (long)(*next % 1000000000u);
+		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts,
+		    NULL) == EINTR)
+			;
+	} while ((now = now_mono()) >= *next && now - *next >= step);
+}
+
 int
 local_watch(const struct options *o, const char *name, double seconds,
     long count)
 {
 	struct watch w = { .o = o, .name = name };
 	uint64_t step = (uint64_t)(seconds * 1e9), next;
-	struct timespec ts;
 	long printed = 0;
 	int rc;
 
@@ -289,12 +312,7 @@ local_watch(const struct options *o, const char *name, double seconds,
 			printed++;
 		if (count > 0 && printed >= count)
 			break;
-		next += step;
-		ts.tv_sec = (time_t)(next / 1000000000u);
-		ts.tv_nsec = (long)(next % 1000000000u);
-		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts,
-		    NULL) == EINTR)
-			;
+		watch_sleep(&next, step);
 	}
 	if (w.cs != NULL)
 		capstats_close(w.cs);
