@@ -12,8 +12,6 @@
 
 #include "client.h"
 
-#define STALE_BEATS	3	/* heartbeats missed before the daemon counts as gone */
-#define STALE_MIN_NS	1000000000ull	/* but never less than this: a busy host stalls */
 #define RESTORE_PATIENCE_NS	10000000000ull	/* for a session to come back */
 
 static const char *const states[] = {
@@ -26,12 +24,13 @@ state_word(uint32_t st)
 	return st < sizeof(states) / sizeof(states[0]) ? states[st] : "unknown";
 }
 
+/* How old a heartbeat may be: the rule of capstats-shm(7), in capstats.h. */
 static uint64_t
 stale_ns(const struct capstats_daemon *d)
 {
-	uint64_t ns = STALE_BEATS * d->heartbeat_interval_ns;
+	uint64_t ns = CAPSTATS_STALE_BEATS * d->heartbeat_interval_ns;
 
-	return ns > STALE_MIN_NS ? ns : STALE_MIN_NS;
+	return ns > CAPSTATS_STALE_MIN_NS ? ns : CAPSTATS_STALE_MIN_NS;
 }
 
 /* Map the segment and make sure its daemon is alive; NULL after saying why. */
@@ -50,7 +49,8 @@ attach(const struct options *o, struct capstats_daemon *d, int quiet)
 	if (capstats_daemon(cs, d) != CAPSTATS_OK ||
 	    (rc = capstats_check(cs, stale_ns(d))) != CAPSTATS_OK) {
 		if (!quiet)
-			fprintf(stderr, "capstats: daemon not running (%s)\n",
+			fprintf(stderr, "capstats: daemon not %s (%s)\n",
+			    rc == CAPSTATS_E_STALE ? "responding" : "running",
 			    capstats_errmsg(cs));
 		capstats_close(cs);
 		return NULL;
@@ -144,6 +144,7 @@ struct watch {
 	struct capstats_snapshot prev;
 	uint64_t		 prev_ns;
 	int			 lost;	/* the daemon is gone; we said so */
+	int			 stale;	/* its heartbeat stopped; we said so */
 	uint64_t		 missing_since;	/* the session, after a restart */
 };
 
@@ -234,6 +235,23 @@ watch_attach(struct watch *w)
 	return 0;
 }
 
+/*
+ * A daemon whose heartbeat stopped may only be slow: say so once and stay
+ * attached, printing nothing until it beats again. capstats_check() still
+ * sees a restart or a stop meanwhile, by the state and the file.
+ */
+static int
+watch_stale(struct watch *w, int rc)
+{
+	if (rc == CAPSTATS_E_STALE && !w->stale)
+		fprintf(stderr, "capstats: daemon not responding (%s)\n",
+		    capstats_errmsg(w->cs));
+	else if (rc == CAPSTATS_OK && w->stale)
+		fprintf(stderr, "capstats: daemon responding again\n");
+	w->stale = rc == CAPSTATS_E_STALE;
+	return w->stale;
+}
+
 /* One turn: 0 printed, -1 nothing to print now, 1 the session ended. */
 static int
 watch_turn(struct watch *w)
@@ -244,7 +262,9 @@ watch_turn(struct watch *w)
 	if (w->cs == NULL || w->lost)
 		return watch_attach(w) == 1 ? 1 : -1;
 	rc = capstats_check(w->cs, w->stale_ns);
-	if (rc == CAPSTATS_E_RESTARTED || rc == CAPSTATS_E_STALE) {
+	if (watch_stale(w, rc))
+		return -1;
+	if (rc == CAPSTATS_E_RESTARTED) {
 		fprintf(stderr, "capstats: %s\n", capstats_errmsg(w->cs));
 		rc = watch_attach(w);
 		return rc == 1 ? 1 : -1;

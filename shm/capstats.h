@@ -131,9 +131,19 @@ const char *capstats_strerror(int result);
 int capstats_daemon(struct capstats *, struct capstats_daemon *);
 
 /*
+ * The staleness rule of capstats-shm(7): the daemon is not responding once
+ * its heartbeat is older than CAPSTATS_STALE_BEATS heartbeat intervals, and
+ * never sooner than CAPSTATS_STALE_MIN_NS (a busy host stalls for a moment).
+ * A stale daemon may come back: stay attached and keep checking.
+ */
+#define CAPSTATS_STALE_BEATS	3
+#define CAPSTATS_STALE_MIN_NS	1000000000ull
+
+/*
  * Is the mapping still the live one? CAPSTATS_E_RESTARTED when the daemon
  * closed or superseded it, or the name now points to another file;
- * CAPSTATS_E_STALE when the heartbeat is older than stale_ns.
+ * CAPSTATS_E_STALE when the heartbeat is older than stale_ns (0: no limit).
+ * A heartbeat newer than the caller's clock has age 0.
  */
 int capstats_check(struct capstats *, uint64_t stale_ns);
 

@@ -131,7 +131,7 @@ function update(snap) {
 	state.seq++;
 	setField($("seq"), state.seq, grouped(state.seq));
 	if (!snap.ok) {
-		setStatus("down", "daemon down");
+		setStatus("down", snap.stale ? "not responding" : "daemon down");
 		$("message").textContent = snap.error;
 		return;
 	}

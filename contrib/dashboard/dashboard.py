@@ -57,13 +57,17 @@ class ShmSource:
     def read(self):
         # A mapping whose daemon left is dropped and the name opened again
         # at once: a restarted daemon is picked up, a gone one reported as
-        # such (no segment) rather than as the old one's closing.
+        # such (no segment) rather than as the old one's closing. A daemon
+        # whose heartbeat stopped keeps its mapping: it may only be slow,
+        # and check() still sees it restart or stop.
         for attempt in (1, 2):
             if self.seg is None:
                 self.seg = capstats_shm.Segment(self.shm)
             try:
                 self.seg.check()
                 break
+            except capstats_shm.Stale:
+                raise
             except capstats_shm.ShmError:
                 self.seg.close()
                 self.seg = None
@@ -156,6 +160,9 @@ class Sampler:
     def take(self, now):
         try:
             instance, rows = self.source.read()
+        except capstats_shm.Stale as e:
+            return {"t": now, "ok": False, "stale": True, "sessions": [],
+                    "error": "daemon not responding (%s)" % e}
         except capstats_shm.ShmError as e:
             return {"t": now, "ok": False, "error": str(e), "sessions": []}
         return {"t": now, "ok": True, "instance": instance, "sessions": rows}

@@ -42,7 +42,11 @@ RUNNING, ERROR, STOPPED = 1, 2, 3
 
 SPINS = 100                 # retries before sleeping
 PATIENCE = 0.2              # seconds of retries before "busy"
-STALE_BEATS = 3             # heartbeats missed before the daemon is gone
+# The staleness rule of capstats-shm(7), as in capstats.h: the daemon is not
+# responding once its heartbeat is older than STALE_BEATS intervals, and
+# never sooner than STALE_MIN_NS, since a busy host stalls for a moment.
+STALE_BEATS = 3
+STALE_MIN_NS = 1000000000
 
 # The immutable start of the header (offsets 0..111), native byte order.
 HEADER = struct.Struct("=8sHHIIIQQQIIQIIQIIQIIQ")
@@ -67,6 +71,15 @@ META = struct.Struct("=QIIIIQQQ8x64s16s96s16x256s")
 
 class ShmError(Exception):
     """A reason to give up, worded for the user."""
+
+
+class Stale(ShmError):
+    """The heartbeat stopped: the daemon may only be slow. Stay attached."""
+
+
+def stale_limit_ns(interval_ns):
+    """How old a heartbeat may be, for a daemon beating every INTERVAL_NS."""
+    return max(STALE_BEATS * interval_ns, STALE_MIN_NS)
 
 
 def seg_path(name):
@@ -229,7 +242,9 @@ class Segment:
                            "segment" % self.path)
 
     def check(self):
-        """Is the daemon still behind this mapping, and alive?"""
+        """Is the daemon still behind this mapping, and alive? Stale when
+        its heartbeat stopped (keep the mapping and check again), another
+        ShmError when the segment is closed, replaced or removed."""
         state = self.i[I_STATE]
         if state == SEG_CLOSED:
             raise ShmError("the daemon closed %s" % self.path)
@@ -241,10 +256,10 @@ class Segment:
             raise ShmError("%s was removed" % self.path)
         if (st.st_dev, st.st_ino) != (self.dev, self.ino):
             raise ShmError("%s is now another file" % self.path)
-        stale = STALE_BEATS * self.h["heartbeat_interval_ns"]
+        # Negative when the daemon beat after our clock was read.
         age = time.monotonic_ns() - self.q[Q_HEARTBEAT_NS]
-        if stale and age > stale:
-            raise ShmError("no heartbeat for %d ms" % (age // 1000000))
+        if age > stale_limit_ns(self.h["heartbeat_interval_ns"]):
+            raise Stale("no heartbeat for %d ms" % (age // 1000000))
 
     def stable(self, off, length):
         """LENGTH bytes after the seq word at OFF, copied consistently."""
@@ -355,7 +370,9 @@ def main(argv=None):
     try:
         seg.check()
     except ShmError as e:
-        print("capstats: daemon not running (%s)" % e, file=sys.stderr)
+        print("capstats: daemon not %s (%s)" % (
+            "responding" if isinstance(e, Stale) else "running", e),
+            file=sys.stderr)
         seg.close()
         return 1
     try:
