@@ -121,9 +121,11 @@ local_poll(const struct options *o, const char *name)
 		fmt_count(b, sizeof(b), sn.bytes, o->units);
 		fmt_count(dr, sizeof(dr), sn.drops, o->units);
 		printf("%s: %s packets, %s bytes, %s drops", name, p, b, dr);
-		if (sn.state != CAPSTATS_RUNNING)
-			printf(" (%s%s%s)", state_word(sn.state),
-			    info.error[0] ? ": " : "", info.error);
+		/* The error text goes with the state shown, the counters'. */
+		if (sn.state == CAPSTATS_ERROR && info.error[0] != '\0')
+			printf(" (%s: %s)", state_word(sn.state), info.error);
+		else if (sn.state != CAPSTATS_RUNNING)
+			printf(" (%s)", state_word(sn.state));
 		putchar('\n');
 	}
 	capstats_close(cs);

@@ -84,14 +84,18 @@ class ShmSource:
         rows = []
         for m in self.seg.sessions():
             c = self.seg.counters(m["slot"], m["session_id"])
-            if c is None:
+            # Counters that already say STOPPED: the session is ending.
+            if c is None or c["state"] == capstats_shm.STOPPED:
                 continue
+            # The state shown is that of the counters; the error text goes
+            # with it only when they say ERROR too.
+            error = m["error"] if c["state"] == capstats_shm.ERROR else b""
             rows.append({
                 "session": m["name"].decode("ascii", "replace"),
                 "interface": m["iface"].decode("ascii", "replace"),
                 "filter": m["filter"].decode("ascii", "replace"),
                 "state": STATES[c["state"]],
-                "error": m["error"].decode("ascii", "replace"),
+                "error": error.decode("ascii", "replace"),
                 "packets": c["packets"], "bytes": c["bytes"],
                 "drops": c["drops"], "if_drops": c["if_drops"],
             })

@@ -344,7 +344,8 @@ def cmd_list(seg):
     out = []
     for m in seg.sessions():
         c = seg.counters(m["slot"], m["session_id"])
-        if c is not None:
+        # Counters that already say STOPPED: the session is ending.
+        if c is not None and c["state"] != STOPPED:
             out.append(session_json(seg, m, c))
     print("[" + ", ".join(out) + "]")
     return 0
