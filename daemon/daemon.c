@@ -451,8 +451,8 @@ daemon_main(const struct options *o)
 	loop();
 
 	ctl_shutdown();
+	sess_shutdown();	/* cancels its sessions' compiles */
 	compile_shutdown();
-	sess_shutdown();
 	loop_bury();
 	free(graveyard);
 	pidfile_remove(pfh);

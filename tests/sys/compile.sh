@@ -86,3 +86,10 @@ check_eq "its failure was logged once" 1 \
     "$(grep -c "session badf: filter 'ip\['" "$TDIR/daemon.log")"
 check "the interface that appeared is counted" wait_state later running
 daemon_stop
+
+# Stopping while restored sessions still compile ends each compile once.
+printf '# capstats state 1\nsession\tslowr\tlo\tauto\t%s\n' "$slow" >"$STATE"
+daemon_start -i lo || exit 1
+check_eq "a restored session is compiling" error "$(poll_field slowr state)"
+daemon_stop
+check_eq "the daemon stopped cleanly while it compiled" 0 "$DAEMON_RC"
