@@ -10,14 +10,20 @@
  * at the network header. The translation may refuse a program (the daemon
  * then uses libpcap); it may not disagree. The counting form,
  * xlate_build(), is held against the same classic sockets: packets, and
- * bytes from each packet's length and VLAN tag as the socket got it.
+ * bytes from each packet's length and VLAN tag as the socket got it. So
+ * are families (xlate_build_chain() with a struct xlate_family): each
+ * counter of a family's program against a classic socket running the
+ * program it must count as, with members, constants listed more than
+ * once, pins and plain filters; and xlate_family() against what xlate.h
+ * says it must answer, on every pair tried.
  *
  * Usage: kdiff -r RECV -t SEND [-c CORPUS] [-s SEED] [-n RANDOM]
- *	      [-m MUTANTS]
+ *	      [-m MUTANTS] [-f FAMILIES]
  * RECV and SEND are the two ends of a veth pair, in a network namespace of
  * the test's own, that carry nothing else; an MTU of 9000 lets frames
  * larger than a page through, which the kernel keeps in paged data. SEED
- * repeats a run; RANDOM and MUTANTS are how many of each to make (400).
+ * repeats a run; RANDOM and MUTANTS are how many of each to make (400),
+ * FAMILIES how many families of mutants (12).
  * Needs root. Prints PASS: and FAIL: lines; exits 1 on any failure.
  */
 #ifndef _GNU_SOURCE
@@ -35,6 +41,7 @@
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 
+#include <arpa/inet.h>
 #include <glob.h>
 #include <net/if.h>
 #include <poll.h>
@@ -225,12 +232,18 @@ static const uint8_t mac_src[6] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x01 };
 static uint8_t mac_rx[6];
 
 static void
-eth(struct fb *f, const uint8_t *dst, uint16_t type)
+eth_from(struct fb *f, const uint8_t *dst, const uint8_t *src, uint16_t type)
 {
 	f->n = 0;
 	fb_put(f, dst, 6);
-	fb_put(f, mac_src, 6);
+	fb_put(f, src, 6);
 	fb_u16(f, type);
+}
+
+static void
+eth(struct fb *f, const uint8_t *dst, uint16_t type)
+{
+	eth_from(f, dst, mac_src, type);
 }
 
 static void
@@ -240,9 +253,13 @@ vlan(struct fb *f, uint16_t tci, uint16_t type)
 	fb_u16(f, type);
 }
 
-/* An IPv4 header of IHL words (options of NOPs), then LEN bytes of PROTO. */
+/*
+ * An IPv4 header of IHL words (options of NOPs) from SRC to DST, then LEN
+ * bytes of PROTO.
+ */
 static void
-ipv4(struct fb *f, uint8_t proto, unsigned ihl, size_t len, uint16_t frag)
+ipv4_at(struct fb *f, uint8_t proto, unsigned ihl, size_t len, uint16_t frag,
+    uint32_t src, uint32_t dst)
 {
 	unsigned i;
 
@@ -254,36 +271,68 @@ ipv4(struct fb *f, uint8_t proto, unsigned ihl, size_t len, uint16_t frag)
 	fb_u8(f, 64);
 	fb_u8(f, proto);
 	fb_u16(f, 0);
-	fb_u32(f, 0x0a000001);
-	fb_u32(f, 0x0a000002);
+	fb_u32(f, src);
+	fb_u32(f, dst);
 	for (i = 5; i < ihl; i++)
 		fb_u32(f, 0x01010101);
 }
 
 static void
-ipv6(struct fb *f, uint8_t next, size_t len)
+ipv4(struct fb *f, uint8_t proto, unsigned ihl, size_t len, uint16_t frag)
+{
+	ipv4_at(f, proto, ihl, len, frag, 0x0a000001, 0x0a000002);
+}
+
+static void
+ipv6_at(struct fb *f, uint8_t next, size_t len, const uint8_t *src,
+    const uint8_t *dst)
 {
 	fb_u32(f, 0x60000000);
 	fb_u16(f, (uint16_t)len);
 	fb_u8(f, next);
 	fb_u8(f, 64);
-	fb_u32(f, 0xfe800000);
-	fb_u32(f, 0);
-	fb_u32(f, 0);
-	fb_u32(f, 1);
-	fb_u32(f, 0xfe800000);
-	fb_u32(f, 0);
-	fb_u32(f, 0);
-	fb_u32(f, 2);
+	fb_put(f, src, 16);
+	fb_put(f, dst, 16);
+}
+
+static const uint8_t ll1[16] = { 0xfe, 0x80, [15] = 1 };
+static const uint8_t ll2[16] = { 0xfe, 0x80, [15] = 2 };
+
+static void
+ipv6(struct fb *f, uint8_t next, size_t len)
+{
+	ipv6_at(f, next, len, ll1, ll2);
+}
+
+static void
+udp_ports(struct fb *f, uint16_t sport, uint16_t dport, size_t len)
+{
+	fb_u16(f, sport);
+	fb_u16(f, dport);
+	fb_u16(f, (uint16_t)(8 + len));
+	fb_u16(f, 0);
+	payload(f, len);
 }
 
 static void
 udp(struct fb *f, uint16_t dport, size_t len)
 {
-	fb_u16(f, (uint16_t)(40000 + below(1000)));
+	udp_ports(f, (uint16_t)(40000 + below(1000)), dport, len);
+}
+
+/* A TCP header of 5 words with FLAGS, then LEN bytes. */
+static void
+tcp_flags(struct fb *f, uint16_t sport, uint16_t dport, uint8_t flags,
+    size_t len)
+{
+	fb_u16(f, sport);
 	fb_u16(f, dport);
-	fb_u16(f, (uint16_t)(8 + len));
-	fb_u16(f, 0);
+	fb_u32(f, rnd());
+	fb_u32(f, rnd());
+	fb_u8(f, 5 << 4);
+	fb_u8(f, flags);
+	fb_u16(f, 8192);
+	fb_u32(f, 0);
 	payload(f, len);
 }
 
@@ -650,6 +699,7 @@ add_libpcap(const char *iface, const char *corpus, struct bpf_program *base,
 		kd_fail("%s: %s", iface, live ? pcap_geterr(live) : ebuf);
 		if (live != NULL)
 			pcap_close(live);
+		live = NULL;
 		return 0;
 	}
 	snprintf(path, sizeof(path), "%s/filters.txt", corpus);
@@ -666,8 +716,7 @@ add_libpcap(const char *iface, const char *corpus, struct bpf_program *base,
 		add_expr(K_EXPR, exprs[i], &base[n]);
 		n += base[n].bf_insns != NULL;
 	}
-	pcap_close(live);	/* its own socket would see the traffic */
-	return n;
+	return n;		/* close live before sending: its socket sees it all */
 }
 
 /* ---- random programs and mutants */
@@ -1066,6 +1115,1731 @@ add_groups(void)
 	}
 }
 
+/* ---- families: one program counts many members (xlate.h) */
+
+/*
+ * A family's program runs its skeleton once as if no site's test held,
+ * looks what A held at each site up among the members' constants, and runs
+ * the skeleton again with each constant it found, for the counters listed
+ * under it. Each counter is held against a classic socket running the one
+ * program it must count as: its member's own; where a pin moves it, the
+ * program of the pinned constant; where a pin excludes it, the plain filter
+ * in its place, or nothing. The families: libpcap's, a form like
+ * `host %s` compiled with constants that the traffic holds and constants
+ * it never does, and libpcap's programs with the constants of chosen JEQ
+ * tests changed. What xlate_family() answers for each pair tried is held
+ * against xlate.h's words, worked out here on their own.
+ */
+#define FAM_MAX		64	/* families built */
+#define FAM_CLASSICS	20	/* programs one family's counters count as */
+#define FAM_COUNTERS	32
+#define FAM_MEMBERS	(FAM_COUNTERS - FAM_GUESTS - 1)	/* and a next link's */
+#define FAM_LISTS	48	/* (constant, counter) pairs of a members map */
+#define FAM_GUESTS	4	/* plain filters in a family's program */
+#define FAM_VALUES	12	/* constants a form is compiled with */
+#define VALUE_LEN	64
+
+/* The fields of the traffic that members compare, and the values seen. */
+enum field { F_IP4, F_TCP_PORT, F_UDP_PORT, F_PROTO, F_VLAN, F_MAC, F_IP6,
+    F_FIELDS };
+
+struct oval {
+	uint64_t	hi, lo;		/* hi: IPv6's first 8 bytes */
+	unsigned	n;		/* times seen */
+};
+
+struct field_seen {
+	struct oval	*v;	/* after fields_sort(): each once, most seen first */
+	size_t		 n, cap, nu;
+};
+
+static struct field_seen fields[F_FIELDS];
+
+static void
+see(enum field fl, uint64_t hi, uint64_t lo)
+{
+	struct field_seen *s = &fields[fl];
+	struct oval *n;
+
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 1024;
+		if ((n = realloc(s->v, s->cap * sizeof(*n))) == NULL)
+			abort();
+		s->v = n;
+	}
+	s->v[s->n++] = (struct oval){ hi, lo, 1 };
+}
+
+static uint64_t
+get_be(const uint8_t *p, unsigned n)
+{
+	uint64_t v = 0;
+
+	while (n-- > 0)
+		v = v << 8 | *p++;
+	return v;
+}
+
+static void
+see_ports(uint8_t proto, const uint8_t *l4)
+{
+	enum field fl = proto == IPPROTO_TCP ? F_TCP_PORT : F_UDP_PORT;
+
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return;
+	see(fl, 0, get_be(l4, 2));
+	see(fl, 0, get_be(l4 + 2, 2));
+}
+
+/* The fields of one frame as it is sent, VLAN tags still in it. */
+static void
+see_frame(const struct frame *fr)
+{
+	const uint8_t *p = fr->data;
+	uint32_t len = fr->len, off = 14, ihl;
+	uint16_t type = (uint16_t)get_be(p + 12, 2);
+
+	see(F_MAC, 0, get_be(p, 6));
+	see(F_MAC, 0, get_be(p + 6, 6));
+	while ((type == ETH_P_8021Q || type == ETH_P_8021AD ||
+	    type == 0x9100) && off + 4 <= len) {
+		see(F_VLAN, 0, get_be(p + off, 2) & 0xfff);
+		type = (uint16_t)get_be(p + off + 2, 2);
+		off += 4;
+	}
+	p += off;
+	len -= off;
+	if (type == ETH_P_ARP && len >= 28) {
+		see(F_IP4, 0, get_be(p + 14, 4));
+		see(F_IP4, 0, get_be(p + 24, 4));
+	} else if (type == ETH_P_IP && len >= 20) {
+		ihl = (p[0] & 0xfu) * 4;
+		see(F_PROTO, 0, p[9]);
+		see(F_IP4, 0, get_be(p + 12, 4));
+		see(F_IP4, 0, get_be(p + 16, 4));
+		if ((get_be(p + 6, 2) & 0x1fff) == 0 && ihl >= 20 &&
+		    len >= ihl + 4)
+			see_ports(p[9], p + ihl);
+	} else if (type == ETH_P_IPV6 && len >= 40) {
+		see(F_IP6, get_be(p + 8, 8), get_be(p + 16, 8));
+		see(F_IP6, get_be(p + 24, 8), get_be(p + 32, 8));
+		if (len >= 44)
+			see_ports(p[6], p + 40);
+	}
+}
+
+static int
+oval_by_value(const void *a, const void *b)
+{
+	const struct oval *x = a, *y = b;
+
+	if (x->hi != y->hi)
+		return x->hi < y->hi ? -1 : 1;
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+static int
+oval_by_count(const void *a, const void *b)
+{
+	const struct oval *x = a, *y = b;
+
+	if (x->n != y->n)
+		return x->n > y->n ? -1 : 1;
+	return oval_by_value(a, b);
+}
+
+/* Each value once, with the times it was seen, most seen first. */
+static void
+fields_sort(void)
+{
+	struct field_seen *s;
+	size_t i, u;
+
+	for (s = fields; s < fields + F_FIELDS; s++) {
+		if (s->n == 0)
+			continue;
+		qsort(s->v, s->n, sizeof(*s->v), oval_by_value);
+		for (i = 1, u = 0; i < s->n; i++)
+			if (oval_by_value(&s->v[u], &s->v[i]) == 0)
+				s->v[u].n += s->v[i].n;
+			else
+				s->v[++u] = s->v[i];
+		s->n = s->nu = u + 1;
+		qsort(s->v, s->n, sizeof(*s->v), oval_by_count);
+	}
+}
+
+/* The Ith most seen value of FL, or DFLT. */
+static struct oval
+top(enum field fl, size_t i, uint64_t dflt)
+{
+	struct oval none = { 0, dflt, 0 };
+
+	return i < fields[fl].nu ? fields[fl].v[i] : none;
+}
+
+/*
+ * Frames for the families: the constants of two members in one packet,
+ * one constant at two sites, the constant of all ones, ARP, VLAN tags,
+ * SCTP, a fragment, IPv6 and MAC addresses that differ from the corpus's
+ * in one half.
+ */
+static void
+make_family_frames(void)
+{
+	uint32_t a = (uint32_t)top(F_IP4, 0, 0xc0a80101).lo;
+	uint32_t b = (uint32_t)top(F_IP4, 1, 0x0a000003).lo;
+	uint32_t c = (uint32_t)top(F_IP4, 2, 0x0a000004).lo;
+	uint16_t tp = (uint16_t)top(F_TCP_PORT, 0, 80).lo;
+	uint16_t up = (uint16_t)top(F_UDP_PORT, 0, 53).lo;
+	struct oval six = top(F_IP6, 0, 1), mac = top(F_MAC, 0, 0x020000000001);
+	uint8_t s6[16], d6[16], m1[6], m2[6];
+	struct fb f;
+	unsigned i;
+
+	if (six.n == 0)
+		six.hi = 0xfe80000000000000ULL;
+	for (i = 0; i < 8; i++) {
+		s6[i] = d6[i] = (uint8_t)(six.hi >> (56 - 8 * i));
+		s6[8 + i] = d6[8 + i] = (uint8_t)(six.lo >> (56 - 8 * i));
+	}
+	memset(d6 + 12, 0xff, 4);
+	for (i = 0; i < 6; i++)
+		m1[i] = m2[i] = (uint8_t)(mac.lo >> (40 - 8 * i));
+	m1[0] ^= 0x04;		/* the high 16 bits differ */
+	m2[5] ^= 0x5a;		/* the low 32 */
+	eth(&f, mac_rx, ETH_P_IP);
+	ipv4_at(&f, IPPROTO_UDP, 5, 8 + 20, 0, a, b);
+	udp_ports(&f, up, up, 20);
+	made(&f, "families: UDP between two hosts, one port");
+	eth(&f, mac_rx, ETH_P_IP);
+	ipv4_at(&f, IPPROTO_TCP, 5, 20 + 4, 0, a, a);
+	tcp_flags(&f, tp, tp, 0x02, 4);
+	made(&f, "families: TCP SYN from a host to itself");
+	eth(&f, mac_other, ETH_P_IP);
+	ipv4_at(&f, IPPROTO_TCP, 5, 20, 0, b, c);
+	tcp_flags(&f, 40001, tp, 0x02, 0);
+	made(&f, "families: TCP SYN");
+	eth(&f, mac_other, ETH_P_IP);
+	ipv4_at(&f, IPPROTO_TCP, 5, 20, 0, c, b);
+	tcp_flags(&f, tp, 40001, 0x10, 0);
+	made(&f, "families: TCP ACK");
+	eth(&f, mac_bcast, ETH_P_IP);
+	ipv4_at(&f, IPPROTO_UDP, 5, 8 + 40, 0, 0, 0xffffffff);
+	udp_ports(&f, 68, 67, 40);
+	made(&f, "families: UDP from 0.0.0.0 to 255.255.255.255");
+	eth(&f, mac_bcast, ETH_P_ARP);
+	fb_u32(&f, 0x00010800);
+	fb_u32(&f, 0x06040001);
+	fb_put(&f, mac_src, 6);
+	fb_u32(&f, a);
+	fb_put(&f, mac_bcast, 6);
+	fb_u32(&f, c);
+	made(&f, "families: ARP between two hosts");
+	eth(&f, mac_rx, ETH_P_8021Q);
+	vlan(&f, 100, ETH_P_IP);
+	ipv4_at(&f, IPPROTO_TCP, 5, 20, 0, a, b);
+	tcp_flags(&f, 40002, tp, 0x02, 0);
+	made(&f, "families: 802.1Q VLAN 100, TCP SYN");
+	eth(&f, mac_other, ETH_P_8021Q);
+	vlan(&f, 0x2fff, ETH_P_IP);
+	ipv4_at(&f, IPPROTO_UDP, 5, 8 + 8, 0, c, a);
+	udp_ports(&f, 40003, up, 8);
+	made(&f, "families: 802.1Q VLAN 4095, UDP");
+	eth(&f, mac_other, ETH_P_IP);
+	ipv4_at(&f, IPPROTO_GRE, 5, 24, 0, a, c);
+	payload(&f, 24);
+	made(&f, "families: GRE");
+	eth(&f, mac_other, ETH_P_IP);
+	ipv4_at(&f, IPPROTO_SCTP, 5, 12 + 16, 0, b, a);
+	fb_u16(&f, tp);
+	fb_u16(&f, up);
+	payload(&f, 8 + 16);
+	made(&f, "families: SCTP");
+	eth(&f, mac_other, ETH_P_IP);
+	ipv4_at(&f, IPPROTO_TCP, 5, 20, 185, a, b);
+	fb_u16(&f, tp);
+	fb_u16(&f, tp);
+	payload(&f, 16);
+	made(&f, "families: a TCP fragment, ports in its data");
+	eth(&f, mac_other, ETH_P_IPV6);
+	ipv6_at(&f, IPPROTO_UDP, 8 + 12, s6, s6);
+	udp_ports(&f, up, up, 12);
+	made(&f, "families: IPv6 UDP from a host to itself");
+	eth(&f, mac_rx, ETH_P_IPV6);
+	ipv6_at(&f, IPPROTO_TCP, 20, d6, s6);
+	tcp_flags(&f, 40004, tp, 0x02, 0);
+	made(&f, "families: IPv6 TCP SYN from ::ffff:ffff");
+	eth_from(&f, m1, m2, ETH_P_IP);
+	ipv4_at(&f, IPPROTO_UDP, 5, 8 + 8, 0, b, a);
+	udp_ports(&f, 40005, up, 8);
+	made(&f, "families: MAC addresses that differ in one half");
+}
+
+/* What a form's constant is, and how it is written. */
+enum vkind {
+	V_IP4, V_NET24, V_NET16, V_TCP_PORT, V_UDP_PORT, V_PORT, V_PROTO,
+	V_VLAN, V_MAC, V_MAC_LO, V_MAC_HI, V_IP6, V_IP6_LO
+};
+
+/*
+ * libpcap's forms. The first two constants of each decide whether it is a
+ * family: the most seen value and one never seen. Some are not: a MAC or
+ * an IPv6 address whose halves both differ is two constants; a negation
+ * accepts where no test holds; a range compares with JGT.
+ */
+static const struct form {
+	const char	*fmt;		/* one %s: the constant */
+	enum vkind	 vk;
+} forms[] = {
+	{ "host %s", V_IP4 },
+	{ "src host %s", V_IP4 },
+	{ "dst host %s", V_IP4 },
+	{ "ip host %s and udp", V_IP4 },
+	{ "udp port 53 or host %s", V_IP4 },
+	{ "net %s/24", V_NET24 },
+	{ "dst net %s/16", V_NET16 },
+	{ "tcp port %s", V_TCP_PORT },
+	{ "udp port %s", V_UDP_PORT },
+	{ "port %s", V_PORT },
+	{ "tcp dst port %s and tcp[13] & 2 != 0", V_TCP_PORT },
+	{ "vlan %s", V_VLAN },
+	{ "ip proto %s", V_PROTO },
+	{ "ether host %s", V_MAC },
+	{ "ether host %s", V_MAC_LO },
+	{ "ether host %s", V_MAC_HI },
+	{ "ip6 host %s", V_IP6 },
+	{ "ip6 host %s", V_IP6_LO },
+	{ "not host %s", V_IP4 },
+	{ "host %s or tcp port 80", V_IP4 },
+	{ "tcp portrange 1-%s", V_TCP_PORT },
+};
+
+static enum field
+vk_field(enum vkind vk)
+{
+	switch (vk) {
+	case V_IP4: case V_NET24: case V_NET16:
+		return F_IP4;
+	case V_TCP_PORT: case V_PORT:
+		return F_TCP_PORT;
+	case V_UDP_PORT:
+		return F_UDP_PORT;
+	case V_PROTO:
+		return F_PROTO;
+	case V_VLAN:
+		return F_VLAN;
+	case V_MAC: case V_MAC_LO: case V_MAC_HI:
+		return F_MAC;
+	default:
+		return F_IP6;
+	}
+}
+
+/* V as a constant of VK, beside REF, the most seen: false if it is none. */
+static bool
+vk_map(enum vkind vk, struct oval ref, struct oval *v)
+{
+	switch (vk) {
+	case V_NET24:
+		v->lo &= 0xffffff00;
+		break;
+	case V_NET16:
+		v->lo &= 0xffff0000;
+		break;
+	case V_MAC_LO:		/* the same high 16 bits: sites test the low 32 */
+		return v->lo >> 32 == ref.lo >> 32;
+	case V_MAC_HI:
+		return (v->lo & 0xffffffff) == (ref.lo & 0xffffffff);
+	case V_IP6_LO:		/* the same but for the last 32 bits */
+		return v->hi == ref.hi && v->lo >> 32 == ref.lo >> 32;
+	default:
+		break;
+	}
+	return true;
+}
+
+/* A random constant of VK (beside REF where VK says). */
+static struct oval
+vk_random(enum vkind vk, struct oval ref)
+{
+	struct oval v = { 0, 0, 0 };
+
+	switch (vk) {
+	case V_IP4: case V_NET24: case V_NET16:
+		v.lo = below(2) ? 0xc0000200u | below(256) : rnd();
+		break;
+	case V_TCP_PORT: case V_UDP_PORT: case V_PORT:
+		v.lo = 1 + below(65535);
+		break;
+	case V_PROTO:
+		v.lo = below(256);
+		break;
+	case V_VLAN:
+		v.lo = 1 + below(4094);
+		break;
+	case V_MAC:
+		v.lo = (uint64_t)(rnd() & 0xfeff) << 32 | rnd();
+		break;
+	case V_MAC_LO:
+		v.lo = (ref.lo & 0xffff00000000ULL) | rnd();
+		break;
+	case V_MAC_HI:
+		v.lo = (uint64_t)(rnd() & 0xfeff) << 32 | (ref.lo & 0xffffffff);
+		break;
+	case V_IP6:
+		v.hi = 0x20010db800000000ULL | rnd();
+		v.lo = (uint64_t)rnd() << 32 | rnd();
+		break;
+	case V_IP6_LO:
+		v.hi = ref.hi;
+		v.lo = (ref.lo & ~0xffffffffULL) | rnd();
+		break;
+	}
+	vk_map(vk, ref, &v);
+	return v;
+}
+
+static void
+vk_format(enum vkind vk, struct oval v, char *out, size_t n)
+{
+	uint8_t a[16];
+	unsigned i;
+
+	switch (vk) {
+	case V_IP4: case V_NET24: case V_NET16:
+		snprintf(out, n, "%u.%u.%u.%u", (unsigned)(v.lo >> 24) & 0xff,
+		    (unsigned)(v.lo >> 16) & 0xff, (unsigned)(v.lo >> 8) & 0xff,
+		    (unsigned)v.lo & 0xff);
+		break;
+	case V_MAC: case V_MAC_LO: case V_MAC_HI:
+		for (i = 0; i < 6; i++)
+			a[i] = (uint8_t)(v.lo >> (40 - 8 * i));
+		snprintf(out, n, "%02x:%02x:%02x:%02x:%02x:%02x", a[0], a[1],
+		    a[2], a[3], a[4], a[5]);
+		break;
+	case V_IP6: case V_IP6_LO:
+		for (i = 0; i < 8; i++) {
+			a[i] = (uint8_t)(v.hi >> (56 - 8 * i));
+			a[8 + i] = (uint8_t)(v.lo >> (56 - 8 * i));
+		}
+		inet_ntop(AF_INET6, a, out, (socklen_t)n);
+		break;
+	default:
+		snprintf(out, n, "%ju", (uintmax_t)v.lo);
+	}
+}
+
+static bool
+oval_in(const struct oval *v, size_t n, struct oval x)
+{
+	while (n-- > 0)
+		if (oval_by_value(&v[n], &x) == 0)
+			return true;
+	return false;
+}
+
+/* Every value seen of VK, most seen first; how many, in *N. */
+static struct oval *
+vk_seen(enum vkind vk, size_t *n)
+{
+	const struct field_seen *s = &fields[vk_field(vk)], *u = NULL;
+	struct oval *all, v, ref;
+	size_t i, cap;
+
+	if (vk == V_PORT)
+		u = &fields[F_UDP_PORT];
+	cap = s->nu + (u ? u->nu : 0) + 1;
+	if ((all = calloc(cap, sizeof(*all))) == NULL)
+		abort();
+	ref = top(vk_field(vk), 0, 0);
+	*n = 0;
+	for (i = 0; i < cap - 1; i++) {
+		v = i < s->nu ? s->v[i] : u->v[i - s->nu];
+		if (vk_map(vk, ref, &v) && !oval_in(all, *n, v))
+			all[(*n)++] = v;
+	}
+	return all;
+}
+
+/*
+ * The constants a form is compiled with: the most seen value, one never
+ * seen, more of those seen (the four most, one at random of the rest),
+ * the edges, another never seen.
+ */
+static size_t
+form_values(enum vkind vk, char vals[][VALUE_LEN], bool *seen, size_t max)
+{
+	struct oval pick[FAM_VALUES], v, ref = top(vk_field(vk), 0, 0);
+	struct oval *all;
+	size_t nall, n = 0, i, step, tries;
+
+	all = vk_seen(vk, &nall);
+	for (step = 0; step < 9 && n < max && n < FAM_VALUES; step++) {
+		v.n = 1;
+		switch (step) {
+		case 1: case 8:
+			for (tries = 0; tries < 100; tries++) {
+				v = vk_random(vk, ref);
+				if (!oval_in(all, nall, v))
+					break;
+			}
+			v.n = tries < 100;
+			break;
+		case 0: case 2: case 3: case 5:
+			i = step == 0 ? 0 : step < 5 ? step - 1 : 3;
+			v = i < nall ? all[i] : (struct oval){ 0, 0, 0 };
+			break;
+		case 6:
+			v = nall > 4 ? all[4 + below((uint32_t)(nall - 4))] :
+			    (struct oval){ 0, 0, 0 };
+			break;
+		case 4:		/* in the frames made for the families */
+			v = (struct oval){ 0, 0xffffffff, 1 };
+			if (vk == V_IP6_LO)
+				v = (struct oval){ ref.hi, ref.lo | 0xffffffff,
+				    1 };
+			else if (vk == V_VLAN)
+				v.lo = 4095;
+			else if (vk != V_IP4)
+				v.n = 0;
+			break;
+		default:
+			v.n = 0;
+		}
+		if (v.n == 0 || oval_in(pick, n, v))
+			continue;
+		pick[n] = v;
+		seen[n] = step != 1 && step != 8;
+		vk_format(vk, v, vals[n++], VALUE_LEN);
+	}
+	free(all);
+	return n;
+}
+
+/* ---- families: what xlate.h says of them, worked out on its own */
+
+enum fwhy {
+	W_FAMILY, W_SAME, W_SHAPE, W_NOT_JEQ, W_ONE_WAY, W_TWO_CONSTANTS,
+	W_SITES, W_ACCEPTS, W_KINDS
+};
+
+static const char *fwhy_names[W_KINDS] = {
+	"a family", "the same program", "not one program",
+	"a constant differs outside a JEQ test",
+	"a JEQ test whose two ways are one", "two constants in one program",
+	"more sites than XLATE_SITES_MAX", "accepts where no site test holds",
+};
+
+/* Per instruction: reached when every site's test fails. */
+static void
+collect_path(const struct sock_filter *f, unsigned len, const uint8_t *site,
+    uint8_t *reach)
+{
+	unsigned pc, t, e;
+
+	memset(reach, 0, len);
+	reach[0] = 1;
+	for (pc = 0; pc < len; pc++) {
+		if (!reach[pc] || BPF_CLASS(f[pc].code) == BPF_RET)
+			continue;
+		if (BPF_CLASS(f[pc].code) != BPF_JMP) {
+			t = e = pc + 1;
+		} else if (BPF_OP(f[pc].code) == BPF_JA) {
+			t = e = pc + 1 + f[pc].k;
+		} else {
+			t = pc + 1 + f[pc].jt;
+			e = pc + 1 + f[pc].jf;
+			if (site[pc] != 0)
+				t = e;
+		}
+		if (t < len)
+			reach[t] = 1;
+		if (e < len)
+			reach[e] = 1;
+	}
+}
+
+static bool
+accepts(const struct sock_filter *in)
+{
+	return BPF_CLASS(in->code) == BPF_RET &&
+	    (BPF_RVAL(in->code) == BPF_A || in->k != 0);
+}
+
+/*
+ * Whether F and G of LEN instructions are a family, by xlate.h: SITE as
+ * xlate_family() must fill it, or why they are not.
+ */
+static enum fwhy
+family_expect(const struct sock_filter *f, const struct sock_filter *g,
+    unsigned len, uint8_t *site, uint8_t *reach)
+{
+	unsigned pc, first = 0, n = 0;
+
+	memset(site, 0, len);
+	for (pc = 0; pc < len; pc++) {
+		if (f[pc].code != g[pc].code || f[pc].jt != g[pc].jt ||
+		    f[pc].jf != g[pc].jf)
+			return W_SHAPE;
+		if (f[pc].k == g[pc].k)
+			continue;
+		if (f[pc].code != (BPF_JMP | BPF_JEQ | BPF_K))
+			return W_NOT_JEQ;
+		if (f[pc].jt == f[pc].jf)
+			return W_ONE_WAY;
+		if (n == XLATE_SITES_MAX)
+			return W_SITES;
+		if (n == 0)
+			first = pc;
+		else if (f[pc].k != f[first].k || g[pc].k != g[first].k)
+			return W_TWO_CONSTANTS;
+		site[pc] = (uint8_t)++n;
+	}
+	if (n == 0)
+		return W_SAME;
+	collect_path(f, len, site, reach);
+	for (pc = 0; pc < len; pc++)
+		if (reach[pc] && accepts(&f[pc]))
+			return W_ACCEPTS;
+	return W_FAMILY;
+}
+
+/* xlate_family_key(), by xlate.h. */
+static bool
+member_expect(const struct sock_filter *skel, const uint8_t *site,
+    const struct sock_filter *f, unsigned len, uint32_t *key)
+{
+	unsigned pc;
+	bool seen = false;
+
+	for (pc = 0; pc < len; pc++) {
+		if (f[pc].code != skel[pc].code || f[pc].jt != skel[pc].jt ||
+		    f[pc].jf != skel[pc].jf)
+			return false;
+		if (site[pc] == 0 && f[pc].k != skel[pc].k)
+			return false;
+		if (site[pc] != 0 && seen && f[pc].k != *key)
+			return false;
+		if (site[pc] != 0 && !seen) {
+			*key = f[pc].k;
+			seen = true;
+		}
+	}
+	return seen;
+}
+
+/* The member of SKEL's family whose constant is KEY. */
+static void
+family_subst(struct sock_filter *out, const struct sock_filter *skel,
+    const uint8_t *site, unsigned len, uint32_t key)
+{
+	unsigned pc;
+
+	memcpy(out, skel, len * sizeof(*out));
+	for (pc = 0; pc < len; pc++)
+		if (site[pc] != 0)
+			out[pc].k = key;
+}
+
+/* ---- families: the programs and their sockets */
+
+/* One program a family's counters count as, on a classic socket. */
+struct fclassic {
+	struct sock_filter	*insns;
+	unsigned		 len;
+	uint32_t		 key;		/* its constant */
+	bool			 guest;		/* no member: a plain filter */
+	bool			 seen;		/* its constant is in the traffic */
+	char			 name[120];
+	int			 fd;
+	uint64_t		 packets, drops;
+	uint64_t		 drained, lens, vlans;	/* what it queued */
+};
+
+struct family {
+	char			 name[120];
+	int			 type;		/* SOCK_RAW or SOCK_DGRAM */
+	struct xlate_wire	 wire;
+	struct sock_filter	*skel;
+	unsigned		 len;
+	uint8_t			*site;
+	unsigned		 nsites;
+	struct fclassic		 cl[FAM_CLASSICS];
+	size_t			 ncl;
+	int			 member[FAM_COUNTERS];	/* classics; repeats */
+	size_t			 nmember;
+	int			 guest[FAM_GUESTS];	/* classics */
+	size_t			 nguests;
+};
+
+/* What one counter of a family's program must count as. */
+struct fcounter {
+	int			 classic;	/* -1: nothing */
+	char			 role[320];
+	uint64_t		 traced;	/* packets, while tracing */
+};
+
+/* One program of a family on a packet socket: its map, its pins. */
+struct fprog {
+	struct family		*fam;
+	const char		*what;
+	struct fcounter		 c[FAM_COUNTERS];
+	uint32_t		 n;
+	struct {
+		uint32_t	 key, index;
+	}			 list[FAM_LISTS];	/* the members map */
+	size_t			 nlist;
+	struct xlate_pin	 pin[8];
+	size_t			 npins;
+	struct xlate_filter	 guest[FAM_GUESTS + 1];
+	size_t			 nguests;
+	struct xlate_filter	 next;		/* the chain's next link's; len 0: none */
+	struct bpfsys_map	 m;
+	int			 hash, progs, fd;
+};
+
+static struct family *fams[FAM_MAX];
+static size_t nfams;
+static struct fprog *fprogs[2 * FAM_MAX];
+static size_t nfprogs;
+
+/* What became of the families. */
+static struct {
+	unsigned	 forms, families, guests, members, repeats, shapes;
+	unsigned	 counters, pinned, excluded;
+	unsigned	 pairs, why[W_KINDS], built, variants, widest;
+	char		 fam_forms[700], plain_forms[900], shaped[300];
+} ftally;
+
+static const struct xlate_wire wires[] = {
+	{ 0, 4 }, { 16, 4 }, { 20, 0 }, { 0, 0 }, { XLATE_WIRE_MAX,
+	XLATE_WIRE_MAX },
+};
+
+static void
+show_insns(const struct sock_filter *f, unsigned len, const uint8_t *site)
+{
+	unsigned i;
+
+	for (i = 0; i < len; i++)
+		if (site != NULL && site[i] != 0)
+			printf("  | %-40s  <- site %u\n", bpf_image((const struct
+			    pcap_bpf_insn *)&f[i], (int)i), site[i]);
+		else
+			printf("  | %s\n", bpf_image((const struct
+			    pcap_bpf_insn *)&f[i], (int)i));
+}
+
+/* A family of SKEL and SITE, one in four on SOCK_DGRAM sockets. */
+static struct family *
+fam_new(const char *name, const struct sock_filter *skel, unsigned len,
+    const uint8_t *site)
+{
+	struct family *fam;
+	unsigned pc;
+
+	if (nfams == FAM_MAX)
+		return NULL;
+	if ((fam = calloc(1, sizeof(*fam))) == NULL ||
+	    (fam->skel = malloc(len * sizeof(*skel))) == NULL ||
+	    (fam->site = malloc(len)) == NULL)
+		abort();
+	strlcpy(fam->name, name, sizeof(fam->name));
+	fam->type = nfams % 4 == 3 ? SOCK_DGRAM : SOCK_RAW;
+	fam->wire = wires[below(sizeof(wires) / sizeof(wires[0]))];
+	memcpy(fam->skel, skel, len * sizeof(*skel));
+	memcpy(fam->site, site, len);
+	fam->len = len;
+	for (pc = 0; pc < len; pc++)
+		fam->nsites += site[pc] != 0;
+	fams[nfams++] = fam;
+	return fam;
+}
+
+static void
+fam_free(struct family *fam)
+{
+	size_t i;
+
+	for (i = 0; i < fam->ncl; i++) {
+		if (fam->cl[i].fd != -1)
+			close(fam->cl[i].fd);
+		free(fam->cl[i].insns);
+	}
+	free(fam->skel);
+	free(fam->site);
+	free(fam);
+}
+
+/* The last family made, unmade: it has too few members. */
+static void
+fam_drop(struct family *fam)
+{
+	if (nfams > 0 && fams[nfams - 1] == fam)
+		nfams--;
+	fam_free(fam);
+}
+
+/*
+ * A classic socket of FAM's type running F: its index in FAM's classics,
+ * shared by the members of one constant; -1 after saying why not.
+ */
+static int
+fam_classic(struct family *fam, const struct sock_filter *f, unsigned len,
+    uint32_t key, bool guest, const char *name)
+{
+	struct sock_fprog fp = { (unsigned short)len,
+	    (struct sock_filter *)(uintptr_t)f };
+	struct fclassic *c;
+	size_t i;
+	int one = 1;
+
+	for (i = 0; i < fam->ncl && !guest; i++)
+		if (!fam->cl[i].guest && fam->cl[i].key == key)
+			return (int)i;
+	if (fam->ncl == FAM_CLASSICS)
+		return -1;
+	c = &fam->cl[fam->ncl];
+	memset(c, 0, sizeof(*c));
+	if ((c->fd = pkt_socket(fam->type)) == -1)
+		return -1;
+	if (setsockopt(c->fd, SOL_SOCKET, SO_ATTACH_FILTER, &fp,
+	    sizeof(fp)) == -1) {
+		kd_fail("family %s: the kernel refuses '%s': %s", fam->name,
+		    name, strerror(errno));
+		close(c->fd);
+		return -1;
+	}
+	setsockopt(c->fd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof(one));
+	if ((c->insns = malloc(len * sizeof(*f))) == NULL)
+		abort();
+	memcpy(c->insns, f, len * sizeof(*f));
+	c->len = len;
+	c->key = key;
+	c->guest = guest;
+	strlcpy(c->name, name, sizeof(c->name));
+	return (int)fam->ncl++;
+}
+
+/*
+ * F, named NAME, as a member of FAM, if xlate_family_key() says it is one
+ * (and it must say what xlate.h does): its classic, or -1.
+ */
+static int
+fam_member(struct family *fam, const struct sock_filter *f, unsigned len,
+    const char *name, bool seen)
+{
+	uint32_t key = 0, mine = 0;
+	bool fits, expect;
+	int c;
+
+	fits = len == fam->len && xlate_family_key(fam->skel, fam->site, f,
+	    len, &key) == 0;
+	expect = len == fam->len && member_expect(fam->skel, fam->site, f,
+	    len, &mine);
+	if (fits != expect || (fits && key != mine)) {
+		kd_fail("family %s: xlate_family_key() says '%s' is %s "
+		    "(constant %#x); by xlate.h it is %s (constant %#x)",
+		    fam->name, name, fits ? "a member" : "no member", key,
+		    expect ? "one" : "none", mine);
+		show_insns(f, len, fam->site);
+		return -1;
+	}
+	if (!fits) {
+		ftally.shapes++;
+		key = (unsigned)strlen(ftally.shaped);
+		snprintf(ftally.shaped + key, sizeof(ftally.shaped) - key,
+		    "%s'%s'", key ? ", " : "", name);
+		return -1;
+	}
+	if (fam->nmember == FAM_MEMBERS ||
+	    (c = fam_classic(fam, f, len, key, false, name)) == -1)
+		return -1;
+	fam->cl[c].seen |= seen;
+	fam->member[fam->nmember++] = c;
+	ftally.members++;
+	return c;
+}
+
+/* Counter I of the members again, N times: constants listed twice and more. */
+static void
+fam_repeat(struct family *fam, size_t i, unsigned n)
+{
+	while (n-- > 0 && i < fam->nmember &&
+	    fam->nmember < FAM_MEMBERS) {
+		fam->member[fam->nmember++] = fam->member[i];
+		ftally.repeats++;
+	}
+}
+
+static struct fprog *
+fprog_new(struct family *fam, const char *what)
+{
+	struct fprog *fp;
+
+	if ((fp = calloc(1, sizeof(*fp))) == NULL)
+		abort();
+	fp->fam = fam;
+	fp->what = what;
+	fp->hash = fp->progs = fp->fd = fp->m.fd = -1;
+	return fp;
+}
+
+static void
+fprog_free(struct fprog *fp)
+{
+	if (fp->fd != -1)
+		close(fp->fd);
+	if (fp->hash != -1)
+		close(fp->hash);
+	if (fp->progs != -1)
+		close(fp->progs);
+	bpfsys_map_close(&fp->m);
+	free(fp);
+}
+
+/* A new counter of FP that must count as classic C (-1: nothing). */
+static uint32_t	fprog_counter(struct fprog *, int, const char *, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static uint32_t
+fprog_counter(struct fprog *fp, int c, const char *fmt, ...)
+{
+	struct fcounter *fc = &fp->c[fp->n];
+	va_list ap;
+
+	if (fp->n == FAM_COUNTERS)
+		abort();
+
+	fc->classic = c;
+	va_start(ap, fmt);
+	vsnprintf(fc->role, sizeof(fc->role), fmt, ap);
+	va_end(ap);
+	return fp->n++;
+}
+
+/* How many counters FP lists under KEY. */
+static unsigned
+fprog_listed(const struct fprog *fp, uint32_t key)
+{
+	unsigned n = 0;
+	size_t i;
+
+	for (i = 0; i < fp->nlist; i++)
+		n += fp->list[i].key == key;
+	return n;
+}
+
+static void
+fprog_list(struct fprog *fp, uint32_t key, uint32_t index)
+{
+	if (fp->nlist < FAM_LISTS && fprog_listed(fp, key) < XLATE_MEMBERS_MAX)
+		fp->list[fp->nlist++] = (typeof(fp->list[0])){ key, index };
+}
+
+/* FP's members map and pins, as they were. */
+static void
+fprog_show(const struct fprog *fp)
+{
+	const struct family *fam = fp->fam;
+	size_t i, j;
+
+	printf("  | family %s, its program of %s: %u sites, on a %s socket; "
+	    "wire length: + %u, + %u more with a VLAN tag taken out\n",
+	    fam->name, fp->what, fam->nsites, fam->type == SOCK_DGRAM ?
+	    "SOCK_DGRAM" : "SOCK_RAW", fam->wire.hdr_len, fam->wire.vlan_len);
+	for (i = 0; i < fp->nlist; i++) {
+		for (j = 0; j < i && fp->list[j].key != fp->list[i].key; j++)
+			;
+		if (j < i)
+			continue;
+		printf("  |   members map: %#x ->", fp->list[i].key);
+		for (j = i; j < fp->nlist; j++)
+			if (fp->list[j].key == fp->list[i].key)
+				printf(" %u", fp->list[j].index);
+		printf("\n");
+	}
+	for (i = 0; i < fp->npins; i++)
+		if (fp->pin[i].excluded)
+			printf("  |   pin: counter %u excluded\n",
+			    fp->pin[i].index);
+		else
+			printf("  |   pin: counter %u under %#x only\n",
+			    fp->pin[i].index, fp->pin[i].key);
+	for (i = 0; i < fp->nguests; i++)
+		printf("  |   plain filter: counter %u\n", fp->guest[i].index);
+	if (fp->next.len != 0)
+		printf("  |   the next link of the chain: a plain filter, "
+		    "counter %u\n", fp->next.index);
+}
+
+/* FP's members map, filled. */
+static int
+fprog_map(struct fprog *fp, char *err, size_t errlen)
+{
+	struct xlate_members mem;
+	size_t i, j, n;
+
+	for (i = 0; i < fp->nlist; i++) {
+		for (j = 0; j < i && fp->list[j].key != fp->list[i].key; j++)
+			;
+		if (j < i)
+			continue;
+		memset(&mem, 0xff, sizeof(mem));
+		for (n = 0, j = i; j < fp->nlist; j++)
+			if (fp->list[j].key == fp->list[i].key)
+				mem.index[n++] = (uint16_t)fp->list[j].index;
+		if (bpfsys_elem(fp->hash, BPFSYS_SET, fp->list[i].key, &mem,
+		    err, errlen) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* Link AT of FP's chain: its FILTERS, FAM if not NULL, then link AT + 1. */
+static int
+fprog_link(struct fprog *fp, uint32_t at, const struct xlate_filter *filters,
+    size_t n, const struct xlate_family *fam, char *err, size_t errlen)
+{
+	struct xlate_prog xp;
+	int pfd, rc;
+
+	if (xlate_build_chain(filters, n, fp->m.fd, fp->m.slots,
+	    &fp->fam->wire, fam, fp->progs, at + 1, &xp, err, errlen) == -1)
+		return -1;
+	pfd = bpfsys_prog_load(&xp, err, errlen);
+	xlate_free(&xp);
+	if (pfd == -1)
+		return -1;
+	rc = bpfsys_progs_set(fp->progs, at, pfd, err, errlen);
+	close(pfd);
+	return rc;
+}
+
+/*
+ * FP's program, as the daemon builds a family's link: its map, the members
+ * map, the program at index 0 of a program array (and a plain link after
+ * it, if FP has one), and on a packet socket the head that tail-calls it.
+ * Kept in fprogs[], or freed.
+ */
+static int
+fprog_load(struct fprog *fp)
+{
+	struct family *fam = fp->fam;
+	struct xlate_family xf = { fam->skel, fam->len, fam->site, -1,
+	    fp->pin, fp->npins };
+	struct xlate_prog xp;
+	char err[1024] = "";
+	int pfd = -1;
+
+	if (bpfsys_map_create(&fp->m, fp->n, err, sizeof(err)) == -1 ||
+	    (fp->hash = bpfsys_hash_create(sizeof(struct xlate_members),
+	    FAM_LISTS, err, sizeof(err))) == -1 ||
+	    fprog_map(fp, err, sizeof(err)) == -1 ||
+	    (fp->progs = bpfsys_progs_create(3, err, sizeof(err))) == -1)
+		goto bad;
+	xf.members_fd = fp->hash;
+	if ((fp->next.len != 0 && fprog_link(fp, 1, &fp->next, 1, NULL, err,
+	    sizeof(err)) == -1) || fprog_link(fp, 0, fp->guest, fp->nguests,
+	    &xf, err, sizeof(err)) == -1)
+		goto bad;
+	if (xlate_build_head(fp->progs, &xp, err, sizeof(err)) == -1)
+		goto bad;
+	pfd = bpfsys_prog_load(&xp, err, sizeof(err));
+	xlate_free(&xp);
+	if (pfd == -1 || (fp->fd = pkt_socket(fam->type)) == -1 ||
+	    bpfsys_attach(fp->fd, pfd, err, sizeof(err)) == -1)
+		goto bad;
+	close(pfd);
+	fprogs[nfprogs++] = fp;
+	return 0;
+bad:
+	kd_fail("family %s, its program of %s: %s", fam->name, fp->what, err);
+	fprog_show(fp);
+	show_insns(fam->skel, fam->len, fam->site);
+	if (pfd != -1)
+		close(pfd);
+	fprog_free(fp);
+	return -1;
+}
+
+/*
+ * Every member under its constant, and the guests: plain filters; then a
+ * link of its own counts the first member's program as a plain filter.
+ */
+static void
+fam_plan_members(struct family *fam)
+{
+	struct fprog *fp = fprog_new(fam, "members");
+	const struct fclassic *c;
+	uint32_t i, idx;
+
+	for (i = 0; i < fam->nmember; i++) {
+		c = &fam->cl[fam->member[i]];
+		idx = fprog_counter(fp, fam->member[i], "member '%s'",
+		    c->name);
+		fprog_list(fp, c->key, idx);
+	}
+	for (i = 0; i < fam->nguests; i++) {
+		c = &fam->cl[fam->guest[i]];
+		idx = fprog_counter(fp, fam->guest[i], "plain filter '%s'",
+		    c->name);
+		fp->guest[fp->nguests++] = (struct xlate_filter){ c->insns,
+		    c->len, idx };
+	}
+	c = &fam->cl[fam->member[0]];
+	idx = fprog_counter(fp, fam->member[0], "the chain's next link: plain "
+	    "filter '%s'", c->name);
+	fp->next = (struct xlate_filter){ c->insns, c->len, idx };
+	ftally.counters += fp->n;
+	ftally.guests += fam->nguests + 1;
+	if (fprog_load(fp) == -1)
+		ftally.counters -= fp->n;
+}
+
+/*
+ * A classic of FAM's members other than C, listed fewer than 8 times in
+ * FP: one the traffic holds, of a constant of 2^31 or more when there is
+ * one (an eBPF compare with an immediate extends its sign); -1 if none.
+ */
+static int
+fam_other(const struct family *fam, const struct fprog *fp, int c)
+{
+	const struct fclassic *o;
+	int best = -1, score, top = -1;
+	size_t i;
+
+	for (i = 0; i < fam->nmember; i++) {
+		o = &fam->cl[fam->member[i]];
+		if (fam->member[i] == c ||
+		    fprog_listed(fp, o->key) >= XLATE_MEMBERS_MAX)
+			continue;
+		score = 2 * o->seen + (o->key >= 0x80000000u);
+		if (score > top) {
+			top = score;
+			best = fam->member[i];
+		}
+	}
+	return best;
+}
+
+/*
+ * A counter of FAM's members not in USED, now in it: one whose constant
+ * the traffic holds if SEEN (else one it does not, if any), of a program
+ * no other in USED counts as if possible; -1 if none.
+ */
+static int
+fam_pick(const struct family *fam, bool *used, bool seen)
+{
+	int best = -1, score, top = -1;
+	size_t i, j;
+	bool other;
+
+	for (i = 0; i < fam->nmember; i++) {
+		if (used[i])
+			continue;
+		for (j = 0, other = true; j < fam->nmember; j++)
+			other &= !used[j] || fam->member[j] != fam->member[i];
+		score = 2 * (fam->cl[fam->member[i]].seen == seen) + other;
+		if (score > top) {
+			top = score;
+			best = (int)i;
+		}
+	}
+	if (best != -1)
+		used[best] = true;
+	return best;
+}
+
+/*
+ * A second program of FAM, with pins, as the daemon has while a member
+ * moves: a counter listed under its constant and another's, pinned to the
+ * other (it counts as that member); another likewise, pinned to its own;
+ * one excluded (it counts nothing); one excluded with a plain filter in
+ * its place (it counts as that filter). The members pinned are of
+ * constants the traffic holds, but for the last.
+ */
+static void
+fam_plan_pins(struct family *fam)
+{
+	struct fprog *fp = fprog_new(fam, "pins");
+	const struct fclassic *cl = fam->cl;
+	bool used[FAM_COUNTERS] = { false };
+	uint32_t i;
+	int o, c, k;
+
+	for (i = 0; i < fam->nmember; i++) {
+		fprog_counter(fp, fam->member[i], "member '%s'",
+		    cl[fam->member[i]].name);
+		fprog_list(fp, cl[fam->member[i]].key, i);
+	}
+	if ((k = fam_pick(fam, used, true)) != -1 &&
+	    (o = fam_other(fam, fp, c = fam->member[k])) != -1) {
+		fprog_list(fp, cl[o].key, (uint32_t)k);
+		fp->pin[fp->npins++] = (struct xlate_pin){ (uint32_t)k,
+		    cl[o].key, false };
+		fp->c[k].classic = o;
+		snprintf(fp->c[k].role, sizeof(fp->c[k].role), "member "
+		    "'%.100s', listed under %#x too and pinned to it: as "
+		    "'%.100s'", cl[c].name, cl[o].key, cl[o].name);
+	}
+	if ((k = fam_pick(fam, used, true)) != -1 &&
+	    (o = fam_other(fam, fp, c = fam->member[k])) != -1) {
+		fprog_list(fp, cl[o].key, (uint32_t)k);
+		fp->pin[fp->npins++] = (struct xlate_pin){ (uint32_t)k,
+		    cl[c].key, false };
+		snprintf(fp->c[k].role, sizeof(fp->c[k].role), "member "
+		    "'%.100s', listed under %#x too, pinned to its own",
+		    cl[c].name, cl[o].key);
+	}
+	if ((k = fam_pick(fam, used, true)) != -1) {
+		fp->pin[fp->npins++] = (struct xlate_pin){ (uint32_t)k, 0,
+		    true };
+		fp->c[k].classic = -1;
+		snprintf(fp->c[k].role, sizeof(fp->c[k].role), "member "
+		    "'%.100s', excluded: nothing", cl[fam->member[k]].name);
+		ftally.excluded++;
+	}
+	if ((k = fam_pick(fam, used, false)) != -1 &&
+	    (o = fam->nguests > 0 ? fam->guest[0] :
+	    fam_other(fam, fp, c = fam->member[k])) != -1) {
+		c = fam->member[k];
+		fp->pin[fp->npins++] = (struct xlate_pin){ (uint32_t)k, 0,
+		    true };
+		fp->guest[fp->nguests++] = (struct xlate_filter){
+		    cl[o].insns, cl[o].len, (uint32_t)k };
+		fp->c[k].classic = o;
+		snprintf(fp->c[k].role, sizeof(fp->c[k].role), "member "
+		    "'%.100s', excluded, the plain filter '%.100s' in its "
+		    "place", cl[c].name, cl[o].name);
+		ftally.excluded++;
+	}
+	ftally.pinned += (unsigned)fp->npins;
+	ftally.counters += fp->n;
+	if (fprog_load(fp) == -1)
+		ftally.counters -= fp->n;
+}
+
+/* ---- families: from libpcap's forms */
+
+/* Programs of forms that are no family, for the families' plain filters. */
+static struct bpf_program plain_progs[2 * sizeof(forms) / sizeof(forms[0])];
+static char plain_names[2 * sizeof(forms) / sizeof(forms[0])][VALUE_LEN + 40];
+static size_t nplain;
+
+static void
+tally_form(char *list, size_t size, const char *fmt, const char *what)
+{
+	size_t n = strlen(list);
+
+	snprintf(list + n, size - n, "%s'%s' (%s)", n ? ", " : "", fmt, what);
+}
+
+/*
+ * Whether xlate_family() says of F and G what xlate.h says: NAME them in
+ * a failure. Fills SITE. Their verdict by xlate.h.
+ */
+static enum fwhy
+family_check(const char *name, const struct sock_filter *f,
+    const struct sock_filter *g, unsigned len, uint8_t *site)
+{
+	uint8_t *mine, *reach;
+	enum fwhy why;
+	int rc;
+
+	if ((mine = malloc(len)) == NULL || (reach = malloc(len)) == NULL)
+		abort();
+	why = family_expect(f, g, len, mine, reach);
+	rc = xlate_family(f, g, len, site);
+	ftally.pairs++;
+	ftally.why[why]++;
+	if ((rc == 0) != (why == W_FAMILY)) {
+		kd_fail("%s: xlate_family() says %s; by xlate.h, %s", name,
+		    rc == 0 ? "a family" : "no family", fwhy_names[why]);
+		show_insns(f, len, why == W_FAMILY ? mine : NULL);
+		printf("  | and\n");
+		show_insns(g, len, why == W_FAMILY ? mine : NULL);
+	} else if (rc == 0 && memcmp(mine, site, len) != 0) {
+		kd_fail("%s: xlate_family() and xlate.h differ on the sites",
+		    name);
+		show_insns(f, len, site);
+		printf("  | where xlate.h has\n");
+		show_insns(f, len, mine);
+	}
+	free(mine);
+	free(reach);
+	return (rc == 0) == (why == W_FAMILY) ? why : W_KINDS;
+}
+
+static int
+compile(const char *expr, struct bpf_program *bp)
+{
+	if (pcap_compile(live, bp, expr, 1, PCAP_NETMASK_UNKNOWN) == 0)
+		return 0;
+	printf("kdiff: '%s' does not compile: %s\n", expr, pcap_geterr(live));
+	return -1;
+}
+
+/*
+ * Form FO with its constants: a family when its first two programs are,
+ * its members those that fit (each constant's first; some twice, one
+ * eight times); else its first two are plain filters of other families.
+ */
+static void
+form_family(const struct form *fo)
+{
+	char vals[FAM_VALUES][VALUE_LEN], expr[FAM_VALUES][VALUE_LEN + 40];
+	struct bpf_program bp[FAM_VALUES];
+	bool seen[FAM_VALUES];
+	struct family *fam = NULL;
+	uint8_t *site = NULL;
+	enum fwhy why = W_SHAPE;
+	size_t n, i, nbp = 0;
+
+	n = form_values(fo->vk, vals, seen, FAM_VALUES);
+	memset(bp, 0, sizeof(bp));
+	for (i = 0; i < n; i++) {
+		snprintf(expr[i], sizeof(expr[i]), fo->fmt, vals[i]);
+		if (compile(expr[i], &bp[i]) == -1)
+			bp[i].bf_insns = NULL;
+		nbp = i + 1;
+	}
+	ftally.forms++;
+	if (n < 2 || bp[0].bf_insns == NULL || bp[1].bf_insns == NULL)
+		goto out;
+	if ((site = malloc(bp[0].bf_len)) == NULL)
+		abort();
+	if (bp[0].bf_len == bp[1].bf_len)
+		why = family_check(expr[0], (struct sock_filter *)
+		    bp[0].bf_insns, (struct sock_filter *)bp[1].bf_insns,
+		    bp[0].bf_len, site);
+	if (why != W_FAMILY) {
+		tally_form(ftally.plain_forms, sizeof(ftally.plain_forms),
+		    fo->fmt, why == W_KINDS ? "xlate_family() says no" :
+		    fwhy_names[why]);
+		for (i = 0; i < 2 && nplain < sizeof(plain_progs) /
+		    sizeof(plain_progs[0]); i++) {
+			plain_progs[nplain] = bp[i];
+			strlcpy(plain_names[nplain++], expr[i],
+			    sizeof(plain_names[0]));
+			bp[i].bf_insns = NULL;
+		}
+		goto out;
+	}
+	if ((fam = fam_new(fo->fmt, (struct sock_filter *)bp[0].bf_insns,
+	    bp[0].bf_len, site)) == NULL)
+		goto out;
+	for (i = 0; i < n; i++)
+		if (bp[i].bf_insns != NULL)
+			fam_member(fam, (struct sock_filter *)bp[i].bf_insns,
+			    bp[i].bf_len, expr[i], seen[i]);
+	if (fam->nmember < 2) {
+		fam_drop(fam);
+		goto out;
+	}
+	fam_repeat(fam, nfams == 1 ? 0 : 2, nfams == 1 ?
+	    XLATE_MEMBERS_MAX - 1 : 1);
+	ftally.families++;
+	n = strlen(ftally.fam_forms);
+	snprintf(ftally.fam_forms + n, sizeof(ftally.fam_forms) - n,
+	    "%s'%s' (%u sites)", n ? ", " : "", fo->fmt, fam->nsites);
+out:
+	for (i = 0; i < nbp; i++)
+		if (bp[i].bf_insns != NULL)
+			pcap_freecode(&bp[i]);
+	free(site);
+}
+
+/* ---- families: libpcap's programs with constants changed */
+
+/*
+ * Values A holds at the JEQ at PC when a fixed load (and a mask) comes
+ * just before it: the most seen in a sample of the frames, most first.
+ */
+static size_t
+site_values(const struct sock_filter *f, unsigned pc, uint32_t *vals,
+    size_t max)
+{
+	struct oval seenv[64];
+	const struct sock_filter *ld;
+	uint32_t mask = 0xffffffff, v, size;
+	size_t n = 0, i, j;
+
+	if (pc < 1)
+		return 0;
+	ld = &f[pc - 1];
+	if (ld->code == (BPF_ALU | BPF_AND | BPF_K) && pc >= 2) {
+		mask = ld->k;
+		ld = &f[pc - 2];
+	}
+	if (BPF_CLASS(ld->code) != BPF_LD || BPF_MODE(ld->code) != BPF_ABS ||
+	    ld->k > 0xffff)
+		return 0;
+	size = BPF_SIZE(ld->code) == BPF_W ? 4 : BPF_SIZE(ld->code) == BPF_H ?
+	    2 : 1;
+	for (i = 0; i < 256 && nframes > 0; i++) {
+		const struct frame *fr = &frames[below((uint32_t)nframes)];
+
+		if (ld->k + size > fr->len)
+			continue;
+		v = (uint32_t)get_be(fr->data + ld->k, size) & mask;
+		for (j = 0; j < n && seenv[j].lo != v; j++)
+			;
+		if (j < n)
+			seenv[j].n++;
+		else if (n < 64)
+			seenv[n++] = (struct oval){ 0, v, 1 };
+	}
+	qsort(seenv, n, sizeof(seenv[0]), oval_by_count);
+	for (i = 0; i < n && i < max; i++)
+		vals[i] = (uint32_t)seenv[i].lo;
+	return i;
+}
+
+/*
+ * The constants of a mutated family at the JEQ at PC, which compares C0:
+ * mostly what A holds there (marked in SEEN), C0 itself, and others.
+ */
+static size_t
+mutant_values(const struct sock_filter *f, unsigned pc, uint32_t *vals,
+    bool *seen, size_t max)
+{
+	uint32_t c0 = f[pc].k, v, cand[4];
+	size_t n, i, j;
+	bool t;
+
+	n = site_values(f, pc, vals, max - 2);
+	for (i = 0; i < max; i++)
+		seen[i] = i < n;
+	cand[0] = c0;
+	cand[1] = c0 ^ 1;
+	cand[2] = below(2) ? 0xffffffffu : 0x80000000u | rnd();
+	cand[3] = rnd();
+	for (i = 0; i < 4 && n < max; i++) {
+		v = cand[i];
+		for (j = 0; j < n && vals[j] != v; j++)
+			;
+		if (j == n)
+			vals[n++] = v;
+	}
+	if (below(2)) {		/* c0 first: the program as libpcap made it */
+		for (j = 0; vals[j] != c0; j++)
+			;
+		vals[j] = vals[0];
+		vals[0] = c0;
+		t = seen[j];
+		seen[j] = seen[0];
+		seen[0] = t;
+	}
+	return n;
+}
+
+/*
+ * A family that must be refused: M0 and M1 with a return that is reached
+ * where no site's test holds made to accept. xlate_family() must say no,
+ * and a family program of the skeleton must not be built.
+ */
+static void
+check_accepting(const struct sock_filter *m0, const struct sock_filter *m1,
+    unsigned len, const uint8_t *site)
+{
+	struct sock_filter *v0, *v1;
+	struct xlate_family xf;
+	struct xlate_prog xp;
+	uint8_t *reach, *s;
+	unsigned pc, n = 0, pick;
+	char err[512];
+
+	if ((v0 = malloc(len * sizeof(*v0))) == NULL ||
+	    (v1 = malloc(len * sizeof(*v1))) == NULL ||
+	    (reach = malloc(len)) == NULL || (s = malloc(len)) == NULL)
+		abort();
+	collect_path(m0, len, site, reach);
+	for (pc = 0; pc < len; pc++)
+		n += reach[pc] && BPF_CLASS(m0[pc].code) == BPF_RET;
+	pick = below(n ? n : 1);
+	memcpy(v0, m0, len * sizeof(*v0));
+	memcpy(v1, m1, len * sizeof(*v1));
+	for (pc = 0; pc < len; pc++) {
+		if (!reach[pc] || BPF_CLASS(m0[pc].code) != BPF_RET ||
+		    pick-- != 0)
+			continue;
+		v0[pc] = v1[pc] = below(2) ? (struct sock_filter)BPF_STMT(
+		    BPF_RET | BPF_A, 0) : (struct sock_filter)BPF_STMT(
+		    BPF_RET | BPF_K, 1 + below(0xffff));
+		break;
+	}
+	if (family_check("a family made to accept where no site test holds",
+	    v0, v1, len, s) == W_FAMILY)
+		kd_fail("the family made to accept is still one by xlate.h");
+	xf = (struct xlate_family){ v0, len, site, -1, NULL, 0 };
+	if (xlate_build_chain(NULL, 0, -1, 1, NULL, &xf, -1, 0, &xp, err,
+	    sizeof(err)) == 0) {
+		kd_fail("xlate_build_chain() built a family program that "
+		    "accepts where no site test holds");
+		show_insns(v0, len, site);
+		xlate_free(&xp);
+	}
+	ftally.variants++;
+	free(v0);
+	free(v1);
+	free(reach);
+	free(s);
+}
+
+/* The JEQ|K instructions of F, in JEQ; how many. */
+static unsigned
+jeq_tests(const struct sock_filter *f, unsigned len, unsigned *jeq)
+{
+	unsigned pc, n = 0;
+
+	for (pc = 0; pc < len; pc++)
+		if (f[pc].code == (BPF_JMP | BPF_JEQ | BPF_K))
+			jeq[n++] = pc;
+	return n;
+}
+
+/*
+ * The sites of a mutant family of F: the JEQ at PC and, all or some, the
+ * others that compare its constant; at times a test of another constant
+ * too (then the members compare one constant where F compared two), or
+ * every JEQ test of F (more than XLATE_SITES_MAX, in some).
+ */
+static void
+mutant_sites(const struct sock_filter *f, unsigned len, const unsigned *jeq,
+    unsigned njeq, unsigned pc, uint8_t *sel)
+{
+	bool all = below(2), every = below(10) == 0;
+	unsigned i;
+
+	memset(sel, 0, len);
+	sel[pc] = 1;
+	for (i = 0; i < njeq; i++)
+		if (every || (f[jeq[i]].k == f[pc].k && (all || below(2))))
+			sel[jeq[i]] = 1;
+	if (below(6) == 0)
+		sel[jeq[below(njeq)]] = 1;
+}
+
+/* Now and then, a site's two ways made one, in every member of M. */
+static void
+mutant_one_way(struct sock_filter **m, size_t n, unsigned len,
+    const uint8_t *sel)
+{
+	unsigned pc = below(len), i;
+	size_t j;
+
+	if (below(16) != 0)
+		return;
+	for (i = 0; i < len && !sel[(pc + i) % len]; i++)
+		;
+	pc = (pc + i) % len;
+	for (j = 0; j < n; j++)
+		m[j][pc].jt = m[j][pc].jf;
+}
+
+/*
+ * A pair that is no family, now and then: M1 with a second constant at
+ * one site, a constant changed outside a JEQ test, or a test's ways
+ * swapped.
+ */
+static void
+mutant_spoil(struct sock_filter *m1, unsigned len, const uint8_t *sel)
+{
+	unsigned pc = below(len), i;
+
+	switch (below(12)) {
+	case 0:
+		for (i = 0; i < len && !sel[(pc + i) % len]; i++)
+			;
+		m1[(pc + i) % len].k ^= 0x10;
+		break;
+	case 1:
+		if (BPF_CLASS(m1[pc].code) != BPF_RET && !sel[pc])
+			m1[pc].k += 1;
+		break;
+	case 2:
+		if (BPF_CLASS(m1[pc].code) == BPF_JMP &&
+		    BPF_OP(m1[pc].code) != BPF_JA) {
+			uint8_t t = m1[pc].jt;
+
+			m1[pc].jt = m1[pc].jf;
+			m1[pc].jf = t;
+		}
+		break;
+	}
+}
+
+/* A family of the members M[0..N), each of LEN; kept if two fit. */
+static void
+mutant_family(const char *name, struct sock_filter **m, const bool *seen,
+    size_t n, unsigned len, const uint8_t *site)
+{
+	struct family *fam;
+	char mname[120];
+	unsigned first;
+	size_t i;
+
+	if (xlate_check(m[0], len, mname, sizeof(mname)) == -1 ||
+	    (fam = fam_new(name, m[0], len, site)) == NULL)
+		return;
+	for (first = 0; first < len && site[first] == 0; first++)
+		;
+	for (i = 0; i < n; i++) {
+		snprintf(mname, sizeof(mname), "%.70s, constant %#x", name,
+		    m[i][first].k);
+		fam_member(fam, m[i], len, mname, seen[i]);
+	}
+	if (fam->nmember < 2) {
+		fam_drop(fam);
+		return;
+	}
+	fam_repeat(fam, below((uint32_t)fam->nmember), 1);
+	ftally.built++;
+}
+
+/*
+ * Pairs of mutants of the programs in BASE, each held against xlate.h;
+ * of the families, WANT are built with up to 6 members each.
+ */
+static void
+add_mutant_families(const struct bpf_program *base, size_t nbase,
+    unsigned want)
+{
+	struct sock_filter *m[6];
+	uint32_t vals[6];
+	bool seen[6];
+	unsigned *jeq, njeq, len, tries, pc;
+	uint8_t *sel, *site;
+	char name[120];
+	size_t b, i, n;
+
+	if (nbase == 0)
+		return;
+	for (i = 0; i < 6; i++)
+		if ((m[i] = malloc(XLATE_FILTER_INSNS_MAX * sizeof(*m[i]))) ==
+		    NULL)
+			abort();
+	if ((jeq = malloc(XLATE_FILTER_INSNS_MAX * sizeof(*jeq))) == NULL ||
+	    (sel = malloc(XLATE_FILTER_INSNS_MAX)) == NULL ||
+	    (site = malloc(XLATE_FILTER_INSNS_MAX)) == NULL)
+		abort();
+	for (tries = 0; tries < 400 + 20 * want; tries++) {
+		b = below((uint32_t)nbase);
+		len = base[b].bf_len;
+		if ((njeq = jeq_tests((const struct sock_filter *)
+		    base[b].bf_insns, len, jeq)) == 0)
+			continue;
+		pc = jeq[below(njeq)];
+		mutant_sites((const struct sock_filter *)base[b].bf_insns, len,
+		    jeq, njeq, pc, sel);
+		n = mutant_values((const struct sock_filter *)base[b].bf_insns,
+		    pc, vals, seen, 6);
+		for (i = 0; i < n; i++)
+			family_subst(m[i], (const struct sock_filter *)
+			    base[b].bf_insns, sel, len, vals[i]);
+		mutant_one_way(m, n, len, sel);
+		mutant_spoil(m[1], len, sel);
+		snprintf(name, sizeof(name), "mutant of program %zu at "
+		    "(%03u)", b, pc);
+		if (family_check(name, m[0], m[1], len, site) != W_FAMILY)
+			continue;
+		check_accepting(m[0], m[1], len, site);
+		if (ftally.built < want)
+			mutant_family(name, m, seen, n, len, site);
+	}
+	for (i = 0; i < 6; i++)
+		free(m[i]);
+	free(jeq);
+	free(sel);
+	free(site);
+}
+
+/*
+ * A program of N sites: whether any of N words from byte 26 on (IPv4's
+ * addresses and ports, in an Ethernet frame) is C. The members at
+ * XLATE_SITES_MAX, a family refused past it.
+ */
+static void
+add_wide_family(unsigned n)
+{
+	struct sock_filter f[2 * 20 + 2], g[2 * 20 + 2], *m[6];
+	uint32_t vals[6];
+	bool seen[6];
+	unsigned i, len = 2 * n + 2;
+	uint8_t site[2 * 20 + 2];
+	char name[64];
+	size_t nv, j;
+
+	for (i = 0; i < n; i++) {
+		f[2 * i] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+		    26 + 2 * i);
+		f[2 * i + 1] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ |
+		    BPF_K, 0, (uint8_t)(2 * (n - i) - 1), 0);
+	}
+	f[2 * n] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, 0);
+	f[2 * n + 1] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, 0x40000);
+	nv = mutant_values(f, 1, vals, seen, 6);
+	for (j = 0; j < 6; j++)
+		if ((m[j] = malloc(len * sizeof(*f))) == NULL)
+			abort();
+	for (j = 0; j < nv; j++) {
+		memcpy(m[j], f, len * sizeof(*f));
+		for (i = 0; i < n; i++)
+			m[j][2 * i + 1].k = vals[j];
+	}
+	memcpy(g, m[1], len * sizeof(*f));
+	snprintf(name, sizeof(name), "%u sites: a word from byte 26 on", n);
+	j = nfams;
+	if (nv >= 2 && family_check(name, m[0], g, len, site) == W_FAMILY)
+		mutant_family(name, m, seen, nv, len, site);
+	if (nfams > j)
+		ftally.widest = n;
+	for (j = 0; j < 6; j++)
+		free(m[j]);
+}
+
+/*
+ * The families: of libpcap's forms, on the live handle, and of mutants;
+ * each with a program of its members and one with pins.
+ */
+static void
+add_families(const struct bpf_program *base, size_t nbase, unsigned want)
+{
+	struct family *fam;
+	size_t i, g = 0, nlib;
+
+	for (i = 0; i < nframes; i++)
+		see_frame(&frames[i]);
+	fields_sort();
+	i = nframes;
+	make_family_frames();
+	for (; i < nframes; i++)
+		see_frame(&frames[i]);
+	fields_sort();
+	for (i = 0; i < sizeof(forms) / sizeof(forms[0]); i++)
+		form_family(&forms[i]);
+	nlib = nfams;
+	add_wide_family(XLATE_SITES_MAX);
+	add_wide_family(XLATE_SITES_MAX + 1);
+	add_mutant_families(base, nbase, want);
+	for (i = 0; i < nplain && nlib > 0; i++) {
+		fam = fams[g++ % nlib];
+		if (fam->nguests < FAM_GUESTS && (fam->guest[fam->nguests] =
+		    fam_classic(fam, (struct sock_filter *)
+		    plain_progs[i].bf_insns, plain_progs[i].bf_len, 0, true,
+		    plain_names[i])) != -1)
+			fam->nguests++;
+	}
+	for (i = 0; i < nplain; i++)
+		pcap_freecode(&plain_progs[i]);
+	for (i = 0; i < nfams; i++) {
+		fam_plan_members(fams[i]);
+		fam_plan_pins(fams[i]);
+	}
+}
+
 /* ---- the traffic */
 
 static unsigned rx_index, tx_index;
@@ -1089,13 +2863,12 @@ bind_to(int fd, unsigned ifindex, uint16_t proto)
 }
 
 /*
- * Take what FD queued, without blocking: how many packets. With BYTES,
- * add their wire lengths: the length each had, as the filter saw it, and
- * 4 for a VLAN tag the kernel took out, which is what xlate_build()
- * counts by default.
+ * Take what FD queued, without blocking: how many packets. With LENS, add
+ * the length each had, as the filter saw it, and to VLANS, how many had a
+ * VLAN tag that the kernel took out.
  */
 static uint64_t
-drain(int fd, uint64_t *bytes)
+drain_aux(int fd, uint64_t *lens, uint64_t *vlans)
 {
 	static struct mmsghdr msg[BATCH];
 	static struct iovec iov[BATCH];
@@ -1113,12 +2886,12 @@ drain(int fd, uint64_t *bytes)
 			memset(&msg[i], 0, sizeof(msg[i]));
 			msg[i].msg_hdr.msg_iov = &iov[i];
 			msg[i].msg_hdr.msg_iovlen = 1;
-			msg[i].msg_hdr.msg_control = bytes ? ctl[i] : NULL;
-			msg[i].msg_hdr.msg_controllen = bytes ? sizeof(ctl[i]) :
+			msg[i].msg_hdr.msg_control = lens ? ctl[i] : NULL;
+			msg[i].msg_hdr.msg_controllen = lens ? sizeof(ctl[i]) :
 			    0;
 		}
 		got = recvmmsg(fd, msg, BATCH, MSG_DONTWAIT, NULL);
-		for (i = 0; i < got && bytes != NULL; i++) {
+		for (i = 0; i < got && lens != NULL; i++) {
 			seen = false;
 			for (c = CMSG_FIRSTHDR(&msg[i].msg_hdr); c != NULL;
 			    c = CMSG_NXTHDR(&msg[i].msg_hdr, c)) {
@@ -1126,8 +2899,9 @@ drain(int fd, uint64_t *bytes)
 				    c->cmsg_type != PACKET_AUXDATA)
 					continue;
 				memcpy(&aux, CMSG_DATA(c), sizeof(aux));
-				*bytes += aux.tp_len + (aux.tp_status &
-				    TP_STATUS_VLAN_VALID ? 4 : 0);
+				*lens += aux.tp_len;
+				*vlans += (aux.tp_status &
+				    TP_STATUS_VLAN_VALID) != 0;
 				seen = true;
 			}
 			aux_missing += !seen;
@@ -1138,10 +2912,27 @@ drain(int fd, uint64_t *bytes)
 	return n;
 }
 
+/*
+ * Take what FD queued: how many packets. With BYTES, add their wire
+ * lengths, 4 for a VLAN tag the kernel took out as xlate_build() counts
+ * by default.
+ */
+static uint64_t
+drain(int fd, uint64_t *bytes)
+{
+	uint64_t lens = 0, vlans = 0, n;
+
+	n = drain_aux(fd, bytes ? &lens : NULL, &vlans);
+	if (bytes != NULL)
+		*bytes += lens + 4 * vlans;
+	return n;
+}
+
 static void
 drain_all(void)
 {
-	size_t i;
+	struct fclassic *c;
+	size_t i, j;
 
 	for (i = 0; i < nprogs; i++) {
 		if (progs[i].cfd != -1)
@@ -1149,6 +2940,13 @@ drain_all(void)
 		if (progs[i].efd != -1)
 			drain(progs[i].efd, NULL);
 	}
+	for (i = 0; i < nfams; i++)
+		for (j = 0; j < fams[i]->ncl; j++) {
+			c = &fams[i]->cl[j];
+			if (c->fd != -1)
+				c->drained += drain_aux(c->fd, &c->lens,
+				    &c->vlans);
+		}
 }
 
 /*
@@ -1299,32 +3097,257 @@ compare_groups(void)
 	return agree;
 }
 
+/* ---- families: the verdicts */
+
+/* F's first 64 bytes. */
 static void
-show_frame(const struct frame *f, bool kernel)
+show_bytes(const struct frame *f)
 {
 	uint32_t i;
 
-	printf("  | first packet they part on: %s (%u bytes): the kernel's "
-	    "filter %s it, the translation %s\n", f->from, f->len,
-	    kernel ? "accepted" : "rejected", kernel ? "rejected" :
-	    "accepted");
 	for (i = 0; i < f->len && i < 64; i++)
 		printf("%s%02x%s", i % 16 ? "" : "  |   ", f->data[i],
 		    i % 16 == 15 || i + 1 == f->len || i == 63 ? "\n" : " ");
 }
 
+struct fbad {
+	struct fprog	*fp;
+	uint32_t	 index;
+};
+
+/* What counter I of FP must count: the packets and bytes of its classic. */
+static void
+fam_expect(const struct fprog *fp, uint32_t i, struct xlate_count *want)
+{
+	const struct fclassic *c;
+
+	want->packets = want->bytes = 0;
+	if (fp->c[i].classic < 0)
+		return;
+	c = &fp->fam->cl[fp->c[i].classic];
+	want->packets = c->packets;
+	want->bytes = c->lens + c->drained * fp->fam->wire.hdr_len +
+	    c->vlans * fp->fam->wire.vlan_len;
+}
+
+/* The program counter I of FP must count as, or its member's. */
+static const struct fclassic *
+fam_program(const struct fprog *fp, uint32_t i)
+{
+	const struct family *fam = fp->fam;
+
+	if (fp->c[i].classic >= 0)
+		return &fam->cl[fp->c[i].classic];
+	return &fam->cl[fam->member[i]];
+}
+
+/* Every counter of every family's program, against its classic socket. */
+static size_t
+compare_families(struct fbad *bad, size_t max, size_t *nbad)
+{
+	struct xlate_count got, want;
+	const struct fclassic *p;
+	struct fclassic *c;
+	struct fprog *fp;
+	char err[256];
+	size_t i, j, agree = 0;
+
+	for (i = 0; i < nfams; i++)
+		for (j = 0; j < fams[i]->ncl; j++) {
+			c = &fams[i]->cl[j];
+			read_stats(c->fd, &c->packets, &c->drops);
+			if (c->drops != 0)
+				kd_fail("family %s, '%s': %ju packets dropped",
+				    fams[i]->name, c->name,
+				    (uintmax_t)c->drops);
+		}
+	for (i = 0; i < nfprogs; i++) {
+		fp = fprogs[i];
+		if (bpfsys_map_fetch(&fp->m, err, sizeof(err)) == -1) {
+			kd_fail("%s", err);
+			continue;
+		}
+		for (j = 0; j < fp->n; j++) {
+			bpfsys_map_get(&fp->m, (uint32_t)j, &got);
+			fam_expect(fp, (uint32_t)j, &want);
+			if (got.packets == want.packets &&
+			    got.bytes == want.bytes) {
+				agree++;
+				continue;
+			}
+			kd_fail("family %s, its program of %s: counter %zu, %s: "
+			    "counted %ju packets of %ju bytes, the kernel's "
+			    "filter %ju of %ju", fp->fam->name, fp->what, j,
+			    fp->c[j].role, (uintmax_t)got.packets,
+			    (uintmax_t)got.bytes, (uintmax_t)want.packets,
+			    (uintmax_t)want.bytes);
+			fprog_show(fp);
+			p = fam_program(fp, (uint32_t)j);
+			printf("  | the program of '%s':\n", p->name);
+			show_insns(p->insns, p->len, p->guest ? NULL :
+			    fp->fam->site);
+			if (*nbad < max)
+				bad[(*nbad)++] = (struct fbad){ fp, (uint32_t)j };
+		}
+	}
+	return agree;
+}
+
+/* Before a trace: close what BAD does not need, and note where it was. */
+static void
+fam_trace_start(const struct fbad *bad, size_t nbad)
+{
+	struct xlate_count got;
+	struct fclassic *c;
+	uint64_t drops = 0, n = 0;
+	char err[256];
+	size_t i, j, k;
+	bool keep;
+
+	for (i = 0; i < nfprogs; i++) {
+		for (j = 0; j < nbad && bad[j].fp != fprogs[i]; j++)
+			;
+		if (j == nbad && fprogs[i]->fd != -1) {
+			close(fprogs[i]->fd);
+			fprogs[i]->fd = -1;
+		}
+	}
+	for (i = 0; i < nfams; i++)
+		for (k = 0; k < fams[i]->ncl; k++) {
+			c = &fams[i]->cl[k];
+			for (j = 0, keep = false; j < nbad; j++)
+				keep |= bad[j].fp->fam == fams[i] &&
+				    bad[j].fp->c[bad[j].index].classic ==
+				    (int)k;
+			if (keep) {
+				read_stats(c->fd, &n, &drops);
+				drain(c->fd, NULL);
+			} else if (c->fd != -1) {
+				close(c->fd);
+				c->fd = -1;
+			}
+		}
+	for (j = 0; j < nbad; j++) {
+		bpfsys_map_fetch(&bad[j].fp->m, err, sizeof(err));
+		bpfsys_map_get(&bad[j].fp->m, bad[j].index, &got);
+		bad[j].fp->c[bad[j].index].traced = got.packets;
+	}
+}
+
+/*
+ * After frame FR: the packets each counter of BAD counted and its classic
+ * accepted; those that part on it for the first time named, and marked
+ * in FOUND. How many.
+ */
+static size_t
+fam_trace_step(const struct fbad *bad, size_t nbad, bool *found,
+    const struct frame *fr)
+{
+	uint64_t kernel[SHOW_MAX], drops = 0, counted;
+	struct xlate_count got;
+	struct fcounter *fc;
+	struct fclassic *c;
+	char err[256];
+	size_t j, k, n = 0;
+
+	for (j = 0; j < nbad; j++) {
+		kernel[j] = 0;
+		fc = &bad[j].fp->c[bad[j].index];
+		for (k = 0; k < j; k++)
+			if (bad[k].fp->fam == bad[j].fp->fam &&
+			    bad[k].fp->c[bad[k].index].classic == fc->classic)
+				break;
+		if (k < j) {
+			kernel[j] = kernel[k];
+		} else if (fc->classic >= 0) {
+			c = &bad[j].fp->fam->cl[fc->classic];
+			read_stats(c->fd, &kernel[j], &drops);
+			drain(c->fd, NULL);
+		}
+		bpfsys_map_fetch(&bad[j].fp->m, err, sizeof(err));
+		bpfsys_map_get(&bad[j].fp->m, bad[j].index, &got);
+		counted = got.packets - fc->traced;
+		fc->traced = got.packets;
+		if (counted == kernel[j] || found[j])
+			continue;
+		printf("  | family %s, its program of %s, counter %u: the "
+		    "first packet they part on: %s (%u bytes): counted %ju "
+		    "times, the kernel's filter accepted it %ju times\n",
+		    bad[j].fp->fam->name, bad[j].fp->what, bad[j].index,
+		    fr->from, fr->len, (uintmax_t)counted,
+		    (uintmax_t)kernel[j]);
+		show_bytes(fr);
+		found[j] = true;
+		n++;
+	}
+	return n;
+}
+
+/* Whether the families covered what they must; WANT mutants were asked. */
+static void
+fam_coverage(unsigned want)
+{
+	if (ftally.families == 0 || ftally.built < want / 2)
+		kd_fail("too few families: %u of libpcap's forms, %u of "
+		    "mutants (%u asked)", ftally.families, ftally.built, want);
+	if (ftally.why[W_ACCEPTS] == 0 || ftally.variants == 0)
+		kd_fail("no pair that accepts where no site test holds was "
+		    "held against xlate_family()");
+	if (ftally.widest != XLATE_SITES_MAX || ftally.why[W_SITES] == 0)
+		kd_fail("no family of XLATE_SITES_MAX sites, or none refused "
+		    "past it");
+	if (nfprogs > 0 && (ftally.pinned == 0 || ftally.excluded == 0 ||
+	    ftally.repeats == 0))
+		kd_fail("no pins, no exclusions or no constant listed twice");
+}
+
+static void
+print_families(void)
+{
+	unsigned i;
+
+	printf("kdiff: families of libpcap's forms: %u forms; %u families: "
+	    "%s\n", ftally.forms, ftally.families, ftally.fam_forms);
+	printf("kdiff:   no family: %s\n", ftally.plain_forms);
+	printf("kdiff: families of mutants: %u built, the widest of %u "
+	    "sites; %u pairs held against xlate.h (%u made to accept where no "
+	    "site test holds):\n", ftally.built, ftally.widest, ftally.pairs,
+	    ftally.variants);
+	for (i = 0; i < W_KINDS; i++)
+		if (ftally.why[i] != 0)
+			printf("kdiff:   %5u %s\n", ftally.why[i], fwhy_names[i]);
+	printf("kdiff: %zu family programs on %zu families: %u counters: "
+	    "%u members (%u more constants listed twice or more), %u "
+	    "plain filters, %u pins (%u excluding); %u programs of another "
+	    "shape%s%s\n", nfprogs, nfams, ftally.counters, ftally.members,
+	    ftally.repeats, ftally.guests, ftally.pinned, ftally.excluded,
+	    ftally.shapes, ftally.shapes ? ": " : "", ftally.shaped);
+}
+
+static void
+show_frame(const struct frame *f, bool kernel)
+{
+
+	printf("  | first packet they part on: %s (%u bytes): the kernel's "
+	    "filter %s it, the translation %s\n", f->from, f->len,
+	    kernel ? "accepted" : "rejected", kernel ? "rejected" :
+	    "accepted");
+	show_bytes(f);
+}
+
 /*
  * Send every frame again, one at a time, to name the first that each
- * program of BAD judged otherwise than the kernel. The other programs'
- * sockets are closed first: nothing else is served then.
+ * program of BAD judged otherwise than the kernel, and each family counter
+ * of FBAD counted otherwise. The other programs' sockets are closed first:
+ * nothing else is served then.
  */
 static void
-trace(const size_t *bad, size_t nbad)
+trace(const size_t *bad, size_t nbad, const struct fbad *fbad, size_t nfbad)
 {
 	uint64_t c, e, drops, base;
-	bool found[SHOW_MAX] = { false };
+	bool found[SHOW_MAX] = { false }, ffound[SHOW_MAX] = { false };
 	struct prog *p;
-	size_t i, j, left = nbad;
+	size_t i, j, left = nbad + nfbad;
 
 	for (i = 0; i < ngroups; i++) {
 		close(groups[i].fd);
@@ -1339,6 +3362,7 @@ trace(const size_t *bad, size_t nbad)
 		close(progs[i].efd);
 		progs[i].cfd = progs[i].efd = -1;
 	}
+	fam_trace_start(fbad, nfbad);
 	base = ref_seen;
 	for (i = 0; i < nframes && left > 0; i++) {
 		if (send_frame(&frames[i]) == -1 ||
@@ -1358,6 +3382,7 @@ trace(const size_t *bad, size_t nbad)
 			found[j] = true;
 			left--;
 		}
+		left -= fam_trace_step(fbad, nfbad, ffound, &frames[i]);
 	}
 }
 
@@ -1417,7 +3442,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: kdiff -r recv-iface -t send-iface "
-	    "[-c corpus] [-s seed] [-n random] [-m mutants]\n");
+	    "[-c corpus] [-s seed] [-n random] [-m mutants] [-f families]\n");
 	exit(2);
 }
 
@@ -1444,6 +3469,12 @@ release(struct bpf_program *base, size_t nbase)
 		bpfsys_map_close(&groups[i].m);
 	}
 	free(groups);
+	for (i = 0; i < nfprogs; i++)
+		fprog_free(fprogs[i]);
+	for (i = 0; i < nfams; i++)
+		fam_free(fams[i]);
+	for (i = 0; i < F_FIELDS; i++)
+		free(fields[i].v);
 	for (i = 0; i < nbase; i++)
 		pcap_freecode(&base[i]);
 	if (ref_fd != -1)
@@ -1456,7 +3487,7 @@ release(struct bpf_program *base, size_t nbase)
 static int
 bind_all(void)
 {
-	size_t i;
+	size_t i, j;
 
 	if (bind_to(ref_fd, rx_index, ETH_P_ALL) == -1)
 		return -1;
@@ -1467,12 +3498,19 @@ bind_all(void)
 	for (i = 0; i < ngroups; i++)
 		if (bind_to(groups[i].fd, rx_index, ETH_P_ALL) == -1)
 			return -1;
+	for (i = 0; i < nfams; i++)
+		for (j = 0; j < fams[i]->ncl; j++)
+			if (bind_to(fams[i]->cl[j].fd, rx_index, ETH_P_ALL) == -1)
+				return -1;
+	for (i = 0; i < nfprogs; i++)
+		if (bind_to(fprogs[i]->fd, rx_index, ETH_P_ALL) == -1)
+			return -1;
 	return 0;
 }
 
 struct opts {
 	const char	*rx, *tx, *corpus;
-	unsigned	 nrandom, nmutants;
+	unsigned	 nrandom, nmutants, nfamilies;
 };
 
 /* The frames, the programs and their sockets, bound; 0 or -1. */
@@ -1497,6 +3535,11 @@ setup(const struct opts *o, struct bpf_program *base, size_t maxbase,
 	    (ref_fd = pkt_socket(SOCK_RAW)) == -1)
 		return -1;
 	*nbase = add_libpcap(o->rx, o->corpus, base, maxbase);
+	if (live != NULL) {
+		add_families(base, *nbase, o->nfamilies);
+		pcap_close(live);
+		live = NULL;
+	}
 	add_random(o->nrandom);
 	add_mutants(base, *nbase, o->nmutants);
 	add_groups();
@@ -1513,7 +3556,10 @@ static void
 verdicts(const struct opts *o)
 {
 	size_t bad[SHOW_MAX], nbad, agree, split[3] = { 0, 0, 0 };
+	size_t nfbad = 0, fagree;
+	struct fbad fbad[SHOW_MAX];
 	double t0 = now_s();
+	int before;
 
 	if (send_frames() == -1)
 		return;
@@ -1541,14 +3587,23 @@ verdicts(const struct opts *o)
 		printf("PASS: kdiff: the counting form, %zu programs of up to "
 		    "%d filters, counts the packets and bytes the kernel's "
 		    "filters accepted\n", ngroups, GROUP);
-	if (nbad > 0)
-		trace(bad, nbad);
+	before = failures;
+	fagree = compare_families(fbad, SHOW_MAX, &nfbad);
+	fam_coverage(o->nfamilies);
+	if (failures == before)
+		printf("PASS: kdiff: families: %zu programs of %zu families "
+		    "count the packets and bytes of %zu counters as the "
+		    "kernel's filter of each one's program: members, "
+		    "constants listed more than once, pins, plain filters\n",
+		    nfprogs, nfams, fagree);
+	if (nbad > 0 || nfbad > 0)
+		trace(bad, nbad, fbad, nfbad);
 }
 
 int
 main(int argc, char **argv)
 {
-	struct opts o = { NULL, NULL, "/work/shared/corpus", 400, 400 };
+	struct opts o = { NULL, NULL, "/work/shared/corpus", 400, 400, 12 };
 	unsigned long seed = (unsigned long)time(NULL) ^
 	    (unsigned long)getpid();
 	struct bpf_program base[128];
@@ -1556,10 +3611,13 @@ main(int argc, char **argv)
 	double t0 = now_s();
 	int c;
 
-	while ((c = getopt(argc, argv, "c:m:n:r:s:t:")) != -1)
+	while ((c = getopt(argc, argv, "c:f:m:n:r:s:t:")) != -1)
 		switch (c) {
 		case 'c':
 			o.corpus = optarg;
+			break;
+		case 'f':
+			o.nfamilies = (unsigned)strtoul(optarg, NULL, 10);
 			break;
 		case 'm':
 			o.nmutants = (unsigned)strtoul(optarg, NULL, 10);
@@ -1581,17 +3639,20 @@ main(int argc, char **argv)
 		}
 	if (o.rx == NULL || o.tx == NULL || optind != argc)
 		usage();
+	if (o.nfamilies > FAM_MAX / 2)	/* and libpcap's, at most 21 */
+		o.nfamilies = FAM_MAX / 2;
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	seed &= 0xffffffff;
 	printf("kdiff: seed %lu (kdiff -s %lu repeats this run)\n", seed, seed);
 	rng = (seed + 1) * 0x9e3779b97f4a7c15ULL;
 	memset(base, 0, sizeof(base));
 	if (setup(&o, base, sizeof(base) / sizeof(base[0]), &nbase) == 0) {
-		printf("kdiff: %zu programs, each on two sockets, and %zu "
-		    "counting programs; set up in %.1f s\n", nprogs, ngroups,
-		    now_s() - t0);
+		printf("kdiff: %zu programs, each on two sockets, %zu "
+		    "counting programs and %zu of families; set up in %.1f "
+		    "s\n", nprogs, ngroups, nfprogs, now_s() - t0);
 		for (c = 0; c < K_KINDS; c++)
 			print_tally((enum kind)c);
+		print_families();
 		verdicts(&o);
 	}
 	release(base, nbase);

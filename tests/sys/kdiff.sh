@@ -3,9 +3,11 @@
 # classic BPF (tests/kdiff/kdiff.c): the corpus's filters, expressions of
 # ours, random programs and mutants, each attached as is to one packet socket
 # and translated to another, on the corpus's traffic and frames of its own,
-# in a namespace of this test's own with a veth pair. The daemon is not
-# needed. KDIFF_SEED repeats a run; KDIFF_RANDOM and KDIFF_MUTANTS say how
-# many programs of each kind to make.
+# in a namespace of this test's own with a veth pair; and families, many
+# filters counted by one program with a lookup, each counter against the
+# classic socket of its own program. The daemon is not needed. KDIFF_SEED
+# repeats a run; KDIFF_RANDOM, KDIFF_MUTANTS and KDIFF_FAMILIES say how many
+# programs, mutants and families of mutants to make.
 
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 T_TAG=kdiff
@@ -55,6 +57,7 @@ args=(-r "$RECV_IF" -t "$SEND_IF" -c "$CORPUS")
 [ -z "${KDIFF_SEED:-}" ] || args+=(-s "$KDIFF_SEED")
 [ -z "${KDIFF_RANDOM:-}" ] || args+=(-n "$KDIFF_RANDOM")
 [ -z "${KDIFF_MUTANTS:-}" ] || args+=(-m "$KDIFF_MUTANTS")
+[ -z "${KDIFF_FAMILIES:-}" ] || args+=(-f "$KDIFF_FAMILIES")
 timeout 300 ip netns exec "$NS" "$KDIFF" "${args[@]}" >"$TDIR/kdiff.out" 2>&1
 rc=$?
 cat "$TDIR/kdiff.out"
