@@ -771,6 +771,11 @@ kfamily_refilter(struct kstate *ks, struct bpf_program *prog, char *err,
 	struct bpf_program old = ks->prog;
 	uint32_t key;
 
+	if (kfamily_fits(k, prog, &key) && key == ks->key) {
+		ks->prog = *prog;	/* the same constant: nothing moves */
+		pcap_freecode(&old);
+		return 0;
+	}
 	if (kfamily_fits(k, prog, &key) && kfamily_room(k->fam, key)) {
 		if (kfamily_pin(ks, &pin, err, errlen) == -1 ||
 		    kfamily_list(k->fam, key, ks->idx, true, err, errlen) == -1)

@@ -1554,7 +1554,7 @@ emit_pass(struct emit *e, const struct xlate_family *fam, const uint8_t *reach,
 static void
 emit_members(struct emit *e, const struct xlate_family *fam, uint32_t slots)
 {
-	size_t done[XLATE_MEMBERS_MAX], next[8 * 2], n, m;
+	size_t done[XLATE_MEMBERS_MAX], next[XLATE_PINS_MAX], n, m;
 	unsigned k;
 
 	ldx(e, BPF_DW, BPF_REG_1, BPF_REG_10, OFF_VALUE);
@@ -1562,8 +1562,7 @@ emit_members(struct emit *e, const struct xlate_family *fam, uint32_t slots)
 		ldx(e, BPF_H, BPF_REG_2, BPF_REG_1, (int16_t)(2 * k));
 		done[k] = skip(e, BPF_JMP | BPF_JGE | BPF_K, BPF_REG_2, 0,
 		    (int32_t)slots);
-		for (n = m = 0; m < fam->npins && n + 2 <= sizeof(next) /
-		    sizeof(next[0]); m++) {
+		for (n = m = 0; m < fam->npins; m++) {
 			size_t other = skip(e, BPF_JMP | BPF_JNE | BPF_K,
 			    BPF_REG_2, 0, (int32_t)fam->pins[m].index);
 
@@ -1571,7 +1570,7 @@ emit_members(struct emit *e, const struct xlate_family *fam, uint32_t slots)
 				next[n++] = skip(e, BPF_JMP | BPF_JA, 0, 0, 0);
 			else {
 				ldx(e, BPF_W, BPF_REG_3, BPF_REG_10, OFF_FKEY);
-				next[n++] = skip(e, BPF_JMP | BPF_JNE | BPF_K,
+				next[n++] = skip(e, BPF_JMP32 | BPF_JNE | BPF_K,
 				    BPF_REG_3, 0, (int32_t)fam->pins[m].key);
 			}
 			land(e, other);
@@ -1709,7 +1708,10 @@ build(const struct xlate_filter *filters, size_t n, int map_fd,
 		emit_counters(&e, map_fd, wire);
 		if (e.prefix > 0)
 			emit_prefix(&e);
-		if (fam != NULL)
+		if (fam != NULL && fam->npins > XLATE_PINS_MAX)
+			fail(&e, "%zu pins: at most %d", fam->npins,
+			    XLATE_PINS_MAX);
+		else if (fam != NULL)
 			emit_family(&e, fam, &fsc, slots);
 		for (i = 0; i < n && !e.failed; i++)
 			emit_filter(&e, filters[i].insns, filters[i].len,

@@ -135,6 +135,7 @@ int	xlate_build(const struct xlate_filter *filters, size_t n, int map_fd,
 #define XLATE_SITES_MAX		16
 #define XLATE_MEMBERS_MAX	8	/* members with one constant */
 #define XLATE_NO_MEMBER		0xffff
+#define XLATE_PINS_MAX		8
 
 struct xlate_members {
 	uint16_t	index[XLATE_MEMBERS_MAX];	/* counters; then XLATE_NO_MEMBER */
@@ -159,7 +160,7 @@ struct xlate_family {
 	const uint8_t		*site;		/* per instruction: 0, or site 1..n */
 	int			 members_fd;
 	const struct xlate_pin	*pins;
-	size_t			 npins;		/* at most 8 */
+	size_t			 npins;		/* at most XLATE_PINS_MAX */
 };
 
 /*
