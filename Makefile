@@ -105,8 +105,11 @@ deps:
 demo: all
 	sh contrib/demo.sh
 
-bench: all $(B)/bench/gen $(B)/bench/ref $(B)/bench/readbench
+# `make bench`: up to 64 filters (run.sh), then 64 to 1000 of a family
+# (many.sh); BENCH_MANY=0 skips the second.
+bench: all $(B)/bench/gen $(B)/bench/ref $(B)/bench/readbench $(B)/bench/offline
 	bash tests/bench/run.sh
+	if [ "$${BENCH_MANY:-1}" != 0 ]; then bash tests/bench/many.sh; fi
 
 # The systemd unit and the bash completion go where their tools look under
 # PREFIX; a distribution overrides SYSTEMDDIR and COMPLETIONDIR. The unit
@@ -148,15 +151,20 @@ clean:
 .PHONY: all units asan-units check deps demo bench install uninstall clean fuzz
 
 # The benchmark's programs (tests/bench/): the traffic generator, the
-# reference libpcap reader and the reader-side timings, which link the
-# library as a reader would and the writer to build a test segment.
-BENCH	 = $(B)/bench/gen $(B)/bench/ref $(B)/bench/readbench
+# reference libpcap readers (N handles; one capture and N filters in user
+# space) and the reader-side timings, which link the library as a reader
+# would and the writer to build a test segment.
+BENCH	 = $(B)/bench/gen $(B)/bench/ref $(B)/bench/offline $(B)/bench/readbench
 
 $(B)/bench/gen: tests/bench/gen.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
 
 $(B)/bench/ref: tests/bench/ref.c daemon/daemon.h
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
+
+$(B)/bench/offline: tests/bench/offline.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
 

@@ -5,6 +5,12 @@
  * through an AF_PACKET socket that bypasses the qdisc. It also writes the
  * cycle as a pcap file and computes, for a file of filters, the exact number
  * of packets each one matches in what was sent. It never receives.
+ *
+ * With -f FAMILY -n N the cycle is instead the traffic of N filters of one
+ * family (`host A`, `tcp port P`, `vlan V`, or a blend of the three and
+ * filters.txt): one frame for each filter, matching it and no other of
+ * the family, and one frame in ten matching none. `filters` prints those
+ * N filters.
  */
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -111,13 +117,39 @@ struct frame {
 static struct frame *cycle;	/* the frames in sending order */
 static int ncycle;
 
+/*
+ * The families of many filters (-f): N filters that differ in one
+ * constant, and a cycle with one frame per filter plus, for every
+ * FAM_NONE_EVERY of them, one frame that matches none of the family.
+ * Members: host 10.20.0.1 and up (10.20.0.0/22), tcp port 10000 and up,
+ * vlan 1000 and up; `mixed` is the first min(64, N/4) lines of a filter
+ * file (filters.txt) and the rest host, port and vlan in turn, with the
+ * standard mix added to the cycle.
+ */
+enum family { FAM_MIX, FAM_HOST, FAM_PORT, FAM_VLAN, FAM_MIXED };
+static const char *const fam_names[] = { "mix", "host", "port", "vlan", "mixed" };
+#define FAM_MAX		1000	/* filters of one family */
+#define FAM_NONE_EVERY	9	/* frames that match one per frame that matches none */
+#define MIXED_TEXT_MAX	64	/* lines of the filter file in `mixed` */
+
+static enum family family = FAM_MIX;
+static int nfam;		/* -n */
+
+/* The templates of the cycle; family templates own their address strings. */
+static struct tmpl *parts;
+static int nparts, partcap;
+
 static void __attribute__((noreturn))
 usage(void)
 {
 	fprintf(stderr,
-	    "usage: gen send IFACE RATE SECONDS   (RATE packets/s, 0: as fast as possible)\n"
-	    "       gen pcap FILE\n"
-	    "       gen expect SENT FILTERFILE\n");
+	    "usage: gen [-f FAMILY -n N] send IFACE RATE SECONDS   (RATE packets/s, 0: as fast as possible)\n"
+	    "       gen [-f FAMILY -n N] pcap FILE\n"
+	    "       gen [-f FAMILY -n N] expect SENT FILTERFILE\n"
+	    "       gen [-f FAMILY -n N] share FILTERFILE\n"
+	    "       gen -f FAMILY -n N filters [FILTERFILE]\n"
+	    "FAMILY: host, port, vlan or mixed (which takes lines of FILTERFILE); N: 1 to %d\n",
+	    FAM_MAX);
 	exit(2);
 }
 
@@ -365,6 +397,181 @@ build(const struct tmpl *t, struct frame *f)
 	l4_checksum(t, l4, l4len, src, dst, alen, proto);
 }
 
+/* ---------------------------------------------------------------- families */
+
+static void
+part_add(const struct tmpl *t)
+{
+	if (nparts == partcap) {
+		partcap = partcap ? partcap * 2 : 256;
+		if ((parts = reallocarray(parts, (size_t)partcap,
+		    sizeof(*parts))) == NULL)
+			die("out of memory");
+	}
+	parts[nparts++] = *t;
+}
+
+static const char *
+addr4(int a, int b, int c, int d)
+{
+	char *s;
+
+	if (asprintf(&s, "%d.%d.%d.%d", a, b, c, d) == -1)
+		die("out of memory");
+	return s;
+}
+
+/* A UDP or TCP frame between HOST and PEER, in the direction OUT says. */
+static void
+flow(const char *host, const char *peer, int out, int tcp, int hport,
+    int pport, int len)
+{
+	struct tmpl t = {
+		.count = 1, .kind = tcp ? K_TCP : K_UDP, .flags = tcp ? PSH | ACK : 0,
+		.ttl = 64, .len = len, .payload = "", .payload_len = 0,
+	};
+
+	t.src = out ? host : peer;
+	t.dst = out ? peer : host;
+	t.sport = out ? hport : pport;
+	t.dport = out ? pport : hport;
+	part_add(&t);
+}
+
+/*
+ * Frame I of the host family: 10.20.0.0/22 talking to 198.19.0.0/16, UDP
+ * and TCP in both directions; NONE: the same from 10.21.0.0/16.
+ */
+static void
+host_frame(int i, int none)
+{
+	static const int port[4] = { 53, 443, 123, 80 };
+	int a = i + 1;
+	const char *host = addr4(10, none ? 21 : 20, a >> 8, a & 255);
+	const char *peer = addr4(198, 19, 10 + i % 4, 1 + i % 200);
+
+	flow(host, peer, i % 2 == 0, i % 4 == 1 || i % 4 == 3, 40000 + i % 20000,
+	    port[i % 4], 74 + 16 * (i % 8));
+}
+
+/*
+ * Frame I of the port family: TCP to and from port 10000 + I; NONE: UDP
+ * to that port, or TCP to a port below the family's.
+ */
+static void
+port_frame(int i, int none)
+{
+	const char *client = addr4(198, 18, 1 + i % 4, 1 + i % 250);
+	const char *server = addr4(198, 19, 20, 1 + i % 250);
+
+	if (none)
+		flow(client, server, 1, i % 2 == 1, 50000 + i % 10000,
+		    i % 2 == 0 ? 10000 + i % FAM_MAX : 5000 + i % 1000, 90);
+	else
+		flow(client, server, i % 2 == 0, 1, 50000 + i % 10000, 10000 + i,
+		    66 + 24 * (i % 8));
+}
+
+/*
+ * Frame I of the vlan family: tagged with VLAN 1000 + I; NONE: untagged,
+ * or tagged with a VLAN from 3000.
+ */
+static void
+vlan_frame(int i, int none)
+{
+	const char *src = addr4(198, 18, 16 + (i >> 8), i & 255);
+	const char *dst = addr4(198, 19, 10, 1 + i % 8);
+
+	flow(src, dst, 1, i % 3 == 0, 40000 + i % 20000, i % 3 == 0 ? 443 : 53,
+	    74 + 20 * (i % 6));
+	parts[nparts - 1].vlan = none ? (i % 2 ? 3000 + i % 1000 : 0) : 1000 + i;
+}
+
+static void (*const fam_frame[])(int, int) = {
+	[FAM_HOST] = host_frame, [FAM_PORT] = port_frame, [FAM_VLAN] = vlan_frame,
+};
+
+/* N members of family F and the frames that match none of them. */
+static void
+fam_parts(enum family f, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		fam_frame[f](i, 0);
+	for (i = 0; i < (n + FAM_NONE_EVERY - 1) / FAM_NONE_EVERY; i++)
+		fam_frame[f](i, 1);
+}
+
+/* In `mixed` of N: how many lines of the filter file, and of each family. */
+static int
+mixed_text(int n)
+{
+	return n / 4 < MIXED_TEXT_MAX ? n / 4 : MIXED_TEXT_MAX;
+}
+
+static int
+mixed_members(int n, enum family f)
+{
+	int rest = n - mixed_text(n), k = (int)f - FAM_HOST;
+
+	return rest / 3 + (k < rest % 3);
+}
+
+static void
+parts_build(void)
+{
+	enum family f;
+	int i;
+
+	if (family == FAM_MIX || family == FAM_MIXED)
+		for (i = 0; i < NTMPL; i++)
+			part_add(&mix[i]);
+	if (family == FAM_MIXED) {
+		for (f = FAM_HOST; f <= FAM_VLAN; f++)
+			fam_parts(f, mixed_members(nfam, f));
+	} else if (family != FAM_MIX)
+		fam_parts(family, nfam);
+}
+
+static int
+cmd_filters(int argc, char **argv)
+{
+	char line[FILTER_MAX + 2];
+	int i, k, m[FAM_VLAN + 1] = { 0 }, text;
+	enum family f;
+	FILE *fp;
+
+	if (family == FAM_MIX || argc > 1 || (family == FAM_MIXED && argc != 1))
+		usage();
+	text = family == FAM_MIXED ? mixed_text(nfam) : 0;
+	if (text > 0) {
+		if ((fp = fopen(argv[0], "r")) == NULL)
+			die("%s: %s", argv[0], strerror(errno));
+		for (k = 0; k < text && fgets(line, sizeof(line), fp) != NULL;) {
+			line[strcspn(line, "\n")] = '\0';
+			if (line[0] == '\0' || line[0] == '#')
+				continue;
+			printf("%s\n", line);
+			k++;
+		}
+		fclose(fp);
+		if (k < text)
+			die("%s: %d filters, %d needed", argv[0], k, text);
+	}
+	for (i = 0; i < nfam - text; i++) {
+		f = family == FAM_MIXED ? (enum family)(FAM_HOST + i % 3) : family;
+		k = m[f]++;
+		if (f == FAM_HOST)
+			printf("host 10.20.%d.%d\n", (k + 1) >> 8, (k + 1) & 255);
+		else if (f == FAM_PORT)
+			printf("tcp port %d\n", 10000 + k);
+		else
+			printf("vlan %d\n", 1000 + k);
+	}
+	return 0;
+}
+
 /*
  * The cycle: every template COUNT times, spread out by a fixed stride
  * coprime with the cycle length, so that the kinds interleave on the wire
@@ -381,15 +588,16 @@ cycle_build(void)
 {
 	int i, j, k, stride = 37;
 
-	for (i = 0; i < NTMPL; i++)
-		ncycle += mix[i].count;
+	parts_build();
+	for (i = 0; i < nparts; i++)
+		ncycle += parts[i].count;
 	while (gcd(stride, ncycle) != 1)
 		stride++;
 	if ((cycle = calloc((size_t)ncycle, sizeof(*cycle))) == NULL)
 		die("out of memory");
-	for (i = 0, k = 0; i < NTMPL; i++)
-		for (j = 0; j < mix[i].count; j++, k++)
-			build(&mix[i], &cycle[(size_t)k * (size_t)stride % (size_t)ncycle]);
+	for (i = 0, k = 0; i < nparts; i++)
+		for (j = 0; j < parts[i].count; j++, k++)
+			build(&parts[i], &cycle[(size_t)k * (size_t)stride % (size_t)ncycle]);
 }
 
 /* ---------------------------------------------------------------- send */
@@ -584,6 +792,28 @@ match_cycle(pcap_t *p, const char *filter, int *match)
 	pcap_freecode(&prog);
 }
 
+/* Open FILTERFILE; the next filter of it into LINE, 0 at its end. */
+static FILE *
+filters_open(const char *path)
+{
+	FILE *f;
+
+	if ((f = fopen(path, "r")) == NULL)
+		die("%s: %s", path, strerror(errno));
+	return f;
+}
+
+static int
+filters_next(FILE *f, char *line, int size)
+{
+	while (fgets(line, size, f) != NULL) {
+		line[strcspn(line, "\n")] = '\0';
+		if (line[0] != '\0' && line[0] != '#')
+			return 1;
+	}
+	return 0;
+}
+
 /* Print "PACKETS<TAB>FILTER" for each filter, for SENT frames sent. */
 static int
 cmd_expect(int argc, char **argv)
@@ -591,7 +821,6 @@ cmd_expect(int argc, char **argv)
 	char line[FILTER_MAX + 2];
 	uint64_t sent, full, count;
 	int *match, i, rest;
-	size_t len;
 	pcap_t *p;
 	FILE *f;
 
@@ -600,16 +829,11 @@ cmd_expect(int argc, char **argv)
 	sent = strtoull(argv[0], NULL, 10);
 	full = sent / (uint64_t)ncycle;
 	rest = (int)(sent % (uint64_t)ncycle);
-	if ((f = fopen(argv[1], "r")) == NULL)
-		die("%s: %s", argv[1], strerror(errno));
+	f = filters_open(argv[1]);
 	if ((p = pcap_open_dead(DLT_EN10MB, 65535)) == NULL ||
 	    (match = calloc((size_t)ncycle, sizeof(*match))) == NULL)
 		die("out of memory");
-	while (fgets(line, sizeof(line), f) != NULL) {
-		len = strcspn(line, "\n");
-		line[len] = '\0';
-		if (line[0] == '\0' || line[0] == '#')
-			continue;
+	while (filters_next(f, line, sizeof(line))) {
 		match_cycle(p, line, match);
 		count = 0;
 		for (i = 0; i < ncycle; i++)
@@ -622,18 +846,91 @@ cmd_expect(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * How the cycle meets the filters of FILTERFILE: "frames F none Z one O
+ * more M matches X", frames matching none, exactly one, more than one,
+ * and the matches a frame has on average.
+ */
+static int
+cmd_share(int argc, char **argv)
+{
+	char line[FILTER_MAX + 2];
+	int *match, *hits, i, z = 0, o = 0, m = 0;
+	uint64_t total = 0;
+	pcap_t *p;
+	FILE *f;
+
+	if (argc != 1)
+		usage();
+	f = filters_open(argv[0]);
+	if ((p = pcap_open_dead(DLT_EN10MB, 65535)) == NULL ||
+	    (match = calloc((size_t)ncycle, sizeof(*match))) == NULL ||
+	    (hits = calloc((size_t)ncycle, sizeof(*hits))) == NULL)
+		die("out of memory");
+	while (filters_next(f, line, sizeof(line))) {
+		match_cycle(p, line, match);
+		for (i = 0; i < ncycle; i++)
+			hits[i] += match[i];
+	}
+	for (i = 0; i < ncycle; i++) {
+		z += hits[i] == 0;
+		o += hits[i] == 1;
+		m += hits[i] > 1;
+		total += (uint64_t)hits[i];
+	}
+	printf("frames %d none %d one %d more %d matches %.3f\n", ncycle, z, o, m,
+	    (double)total / ncycle);
+	fclose(f);
+	free(match);
+	free(hits);
+	pcap_close(p);
+	return 0;
+}
+
+static enum family
+fam_parse(const char *name)
+{
+	size_t i;
+
+	for (i = 1; i < sizeof(fam_names) / sizeof(fam_names[0]); i++)
+		if (strcmp(name, fam_names[i]) == 0)
+			return (enum family)i;
+	usage();
+}
+
 int
 main(int argc, char **argv)
 {
-	if (argc < 2)
+	int c;
+
+	while ((c = getopt(argc, argv, "+f:n:")) != -1) {
+		switch (c) {
+		case 'f':
+			family = fam_parse(optarg);
+			break;
+		case 'n':
+			nfam = atoi(optarg);
+			break;
+		default:
+			usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1 || (family != FAM_MIX) != (nfam != 0) || nfam < 0 ||
+	    nfam > FAM_MAX)
 		usage();
 	signal(SIGPIPE, SIG_DFL);
+	if (strcmp(argv[0], "filters") == 0)
+		return cmd_filters(argc - 1, argv + 1);
 	cycle_build();
-	if (strcmp(argv[1], "send") == 0)
-		return cmd_send(argc - 2, argv + 2);
-	if (strcmp(argv[1], "pcap") == 0)
-		return cmd_pcap(argc - 2, argv + 2);
-	if (strcmp(argv[1], "expect") == 0)
-		return cmd_expect(argc - 2, argv + 2);
+	if (strcmp(argv[0], "send") == 0)
+		return cmd_send(argc - 1, argv + 1);
+	if (strcmp(argv[0], "pcap") == 0)
+		return cmd_pcap(argc - 1, argv + 1);
+	if (strcmp(argv[0], "expect") == 0)
+		return cmd_expect(argc - 1, argv + 1);
+	if (strcmp(argv[0], "share") == 0)
+		return cmd_share(argc - 1, argv + 1);
 	usage();
 }

@@ -16,6 +16,8 @@ TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 T_TAG=bench
 # shellcheck source=../lib.sh
 . "$TOP/tests/lib.sh"
+# shellcheck source=common.sh
+. "$TOP/tests/bench/common.sh"
 
 BB=$TOP/build/bench		# the programs (see Makefile) and the results
 GEN=$BB/gen REF=$BB/ref RB=$BB/readbench
@@ -53,29 +55,6 @@ for x in "$GEN" "$REF" "$RB"; do
 done
 mapfile -t FILT < <(grep -v -e '^#' -e '^$' "$FILTERS")
 [ "${#FILT[@]}" -ge 64 ] || die "bench: $FILTERS has ${#FILT[@]} filters, 64 needed"
-
-# ---------------------------------------------------------------- CPU time
-
-# cpu_ns PID...: CPU time of the processes in ns. This is utime + stime of
-# /proc/PID/stat (the kernel scales those two to add up to it), read from
-# /proc/PID/schedstat, which counts in ns instead of 10 ms ticks: a session
-# that uses 30 ms of CPU in a run would otherwise be measured to +-30%.
-cpu_ns() {
-	local pid ns sum=0
-	for pid in "$@"; do
-		read -r ns _ <"/proc/$pid/schedstat" || return 1
-		sum=$((sum + ns))
-	done
-	echo "$sum"
-}
-
-# sys_ticks: "BUSY SOFTIRQ TOTAL" ticks of all CPUs so far, from /proc/stat
-sys_ticks() {
-	local cpu user nice system idle iowait irq softirq steal rest
-	read -r cpu user nice system idle iowait irq softirq steal rest </proc/stat
-	echo "$((user + nice + system + irq + softirq + steal)) $softirq" \
-	    "$((user + nice + system + idle + iowait + irq + softirq + steal))"
-}
 
 # ---------------------------------------------------------------- contenders
 #
@@ -364,23 +343,6 @@ read_side() {
 }
 
 # ---------------------------------------------------------------- main
-
-machine() {
-	printf 'machine\t%s CPUs, %s, Linux %s\n' "$(nproc)" \
-	    "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)" \
-	    "$(uname -r)"
-}
-
-# quiet: warn when something else already keeps the machine busy
-quiet() {
-	local a b busy
-	read -r -a a <<<"$(sys_ticks)"
-	sleep 1
-	read -r -a b <<<"$(sys_ticks)"
-	busy=$((100 * (b[0] - a[0]) / (b[2] - a[2] + 1)))
-	[ "$busy" -lt 20 ] && return 0
-	printf 'note: the machine was %d%% busy before the bench started; other work disturbs every number below\n' "$busy"
-}
 
 start=$(now_ms)
 # readbench removes its test segment, unless it is interrupted
