@@ -168,6 +168,7 @@ c_offline() {
 	case $action in
 	available | setup | teardown) ;;
 	start)
+		: >"$TDIR/offline.out"
 		taskset -c "$COUNT_CPU" "$OFFLINE" "$HOST_IF" "$BUF_KB" "$f" "$n" \
 		    >"$TDIR/offline.out" 2>&1 &
 		C_PIDS=("$!")
@@ -201,6 +202,7 @@ c_tcpdump() {
 		C_PIDS=()
 		mapfile -t flt <"$f"
 		for ((i = 0; i < n; i++)); do
+			: >"$TDIR/td.$i"
 			taskset -c "$COUNT_CPU" tcpdump -i "$HOST_IF" -s 96 -B "$BUF_KB" \
 			    -w /dev/null "${flt[i]}" 2>"$TDIR/td.$i" &
 			C_PIDS+=("$!")
