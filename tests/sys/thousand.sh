@@ -56,7 +56,7 @@ new_many() {
 import socket, sys, threading
 sock, iface, path, prefix, first, last = sys.argv[1:]
 flt = open(path).read().splitlines()
-todo = list(range(int(first), int(last) + 1))
+wanted = list(range(int(first), int(last) + 1))
 bad = []
 def client(part):
     s = socket.socket(socket.AF_UNIX)
@@ -73,7 +73,7 @@ def client(part):
             if not line or line.startswith("error"):
                 bad.append("%s%d: %s" % (prefix, i, line.strip()))
                 break
-threads = [threading.Thread(target=client, args=(todo[k::4],)) for k in range(4)]
+threads = [threading.Thread(target=client, args=(wanted[k::4],)) for k in range(4)]
 for t in threads: t.start()
 for t in threads: t.join()
 print("\n".join(bad))
