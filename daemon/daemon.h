@@ -170,7 +170,6 @@ extern const struct path_ops kernel_path;
 
 /* kpath.c: the kernel path's shared state. */
 bool kpath_available(char *why, size_t whylen);
-bool kpath_active(void);	/* some session counts in the kernel */
 void kpath_fold(void);		/* fold the kernel's counters into the sessions */
 void kpath_shutdown(void);	/* stop counting on every interface at once */
 

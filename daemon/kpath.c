@@ -133,12 +133,6 @@ kpath_available(char *why, size_t whylen)
 	return available;
 }
 
-bool
-kpath_active(void)
-{
-	return !LIST_EMPTY(&groups);
-}
-
 /* The interface index to bind to: 0 for every interface. */
 static int
 kpath_ifindex(const char *iface)
