@@ -9,9 +9,9 @@
  * plain epoll reader: every handle in one epoll set, pcap_dispatch() on
  * each that is ready; -b MS gives it a ring of blocks, each handed over
  * when full or MS ms after it opened.
- * It publishes nothing; on SIGTERM or SIGINT it drains the rings and
- * prints "INDEX PACKETS BYTES DROPS" per filter. It exits with an error if
- * a capture socket fails.
+ * It publishes nothing; on SIGTERM or SIGINT it reads the rings until
+ * nothing more comes and prints "INDEX PACKETS BYTES DROPS" per filter.
+ * It exits with an error if a capture socket fails.
  */
 #include <sys/epoll.h>
 
@@ -39,7 +39,8 @@
  */
 #define SNAPLEN		96
 #define FILTER_MAX	2048
-#define DRAIN_MAX	64	/* dispatch calls per handle at the end */
+#define QUIET_MS	50	/* at the end: read until nothing came for this long */
+#define DRAIN_NS	(3000000000ull)	/* but no longer */
 #define EVENTS_MAX	64	/* epoll events per wait */
 
 struct counter {
@@ -239,6 +240,29 @@ epoll_setup(struct counter *c, int n)
 	return ep;
 }
 
+/*
+ * At the end, read every ring until nothing more comes for QUIET_MS, and
+ * for longer than a block waits to be handed over: what a ring holds then
+ * is all the traffic sent. At most DRAIN_NS in all.
+ */
+static void
+drain(struct counter *c, int n)
+{
+	struct timespec nap = { 0, 1000000 };
+	uint64_t quiet = (QUIET_MS + 2 * (uint64_t)block_ms) * 1000000u;
+	uint64_t now = now_ns(), end = now + DRAIN_NS, until = now + quiet;
+	int i, got;
+
+	while ((now = now_ns()) < until && now < end) {
+		for (i = got = 0; i < n; i++)
+			got |= pcap_dispatch(c[i].p, -1, count, (u_char *)&c[i]) > 0;
+		if (got)
+			until = now + quiet;
+		else
+			nanosleep(&nap, NULL);
+	}
+}
+
 static void __attribute__((noreturn))
 usage(void)
 {
@@ -254,7 +278,7 @@ main(int argc, char **argv)
 	struct counter *c;
 	struct pollfd *pfd;
 	sigset_t block, wait;
-	int i, k, n, ch, ep = -1, use_epoll = 0;
+	int i, n, ch, ep = -1, use_epoll = 0;
 
 	while ((ch = getopt(argc, argv, "eb:")) != -1) {
 		switch (ch) {
@@ -300,15 +324,15 @@ main(int argc, char **argv)
 		    loop_once(c, pfd, n, &wait)) == -1)
 			die(argv[0], "capture socket failed");
 	}
+	drain(c, n);
 	for (i = 0; i < n; i++) {
-		for (k = 0; k < DRAIN_MAX; k++)
-			if (pcap_dispatch(c[i].p, -1, count, (u_char *)&c[i]) <= 0)
-				break;
 		if (pcap_stats(c[i].p, &st) == -1)
 			st.ps_drop = 0;
 		printf("%d %llu %llu %u\n", i, (unsigned long long)c[i].packets,
 		    (unsigned long long)c[i].bytes, st.ps_drop);
-		pcap_close(c[i].p);
 	}
+	fflush(stdout);
+	for (i = 0; i < n; i++)
+		pcap_close(c[i].p);
 	return 0;
 }

@@ -237,8 +237,8 @@ _ref() {
 		return 1
 		;;
 	settle)
-		# As long as capstats gets, and longer than a block waits to
-		# be handed over; it drains its rings before it prints.
+		# As long as capstats' first wait; on stop it reads its rings
+		# until nothing more comes, as capstats' settle does.
 		sleep 0.3
 		;;
 	stop)
