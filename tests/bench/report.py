@@ -160,6 +160,14 @@ def lossfree(runs, n, contender):
     return best
 
 
+def most(runs, n, contender):
+    """The mean rate that arrived at the generator's most (rate 0), counted
+    exactly or not: what the kernel's work per packet with this contender
+    leaves the generator; 0 when not run."""
+    rs = steps(runs, n, contender).get(0, [])
+    return sum(r.arrived_pps for r in rs) / len(rs) if rs else 0.0
+
+
 def cpu_per_mpkt(rs):
     arrived = sum(r.arrived for r in rs)
     return sum(r.cpu_s for r in rs) / (arrived / 1e6) / rs[0].n if arrived else 0.0
@@ -300,14 +308,18 @@ def targets(runs, rd, facts, ns):
         """A loss-free rate that is at least BEST_RATE_MIN of B's, or B has none."""
         return a[2] >= 0 and (b[2] < 0 or a[0] >= BEST_RATE_MIN * b[0])
 
+    def best_text(n, r, a, b):
+        ma, mb = most(runs, n, "capstats"), most(runs, n, BEST)
+        return "N=%d %s (%s vs %s), CPU per packet %s; the generator's most %s" % (
+            n, "%.2fx" % (a[0] / b[0]) if a[2] >= 0 and b[2] >= 0 else "-",
+            fmt_lossfree(a), fmt_lossfree(b), "-" if r is None else "%.2fx" % r,
+            "%.2fx" % (ma / mb) if mb else "-")
+
     verdict(len(best) == len(BEST_NS) and all(best_ok(a, b) for _, _, a, b in best),
             "libpcap path loss-free rate at least %.1fx the best one-thread "
             "reader's (%s) at N = %s (%s)" % (
                 BEST_RATE_MIN, BEST, " and ".join(str(n) for n in BEST_NS),
-                ", ".join("N=%d %s, CPU per packet %s (%s vs %s)" % (
-                    n, "%.2fx" % (a[0] / b[0]) if a[2] >= 0 and b[2] >= 0 else "-",
-                    "-" if r is None else "%.2fx" % r, fmt_lossfree(a),
-                    fmt_lossfree(b)) for n, r, a, b in best) or "not measured"))
+                "; ".join(best_text(*x) for x in best) or "not measured"))
 
     def med(key):
         return float(rd[key][1]) if key in rd and rd[key][1] != "-" else None
