@@ -47,11 +47,6 @@ static char shmname[64];
 static uint64_t deadline;
 static atomic_bool stop_writer;
 
-static uint64_t
-now_ns(void)
-{
-	return wr_clock(CLOCK_MONOTONIC);
-}
 
 /* Per session: a torn snapshot would mix two of these, or two sessions. */
 static uint64_t
@@ -181,7 +176,7 @@ reader_run(struct rstats *st)
 		st->violations++;
 		return;
 	}
-	while (now_ns() < deadline) {
+	while (now_mono() < deadline) {
 		n = scan(h, st, refs);
 		memset(last, 0, sizeof(last));
 		for (r = 0; r < NROUNDS; r++)
@@ -379,7 +374,7 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	memset(st, 0, sizeof(st));
-	deadline = now_ns() + run_ns;
+	deadline = now_mono() + run_ns;
 	if ((pid = fork_reader(&rfd)) == -1) {
 		perror("fork");
 		shmw_destroy(w);

@@ -55,12 +55,6 @@ tname(char *buf, size_t len, const char *what)
 	return buf;
 }
 
-static uint64_t
-now_mono(void)
-{
-	return wr_clock(CLOCK_MONOTONIC);
-}
-
 /*
  * Count this run's temporary files (.capstats-test-PID-*) in /dev/shm;
  * with REMOVE, remove them and every segment of this run.
