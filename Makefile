@@ -30,7 +30,7 @@ endif
 SONAME	 = libcapstats.so.1
 SHM_SRC	 = shm/reader.c
 DAEMON_SRC = daemon/daemon.c daemon/ctl.c daemon/cmd.c daemon/sess.c daemon/pcap.c \
-	     daemon/link.c \
+	     daemon/link.c daemon/iface.c daemon/loop.c daemon/reply.c daemon/config.c \
 	     daemon/kpath.c daemon/xlate.c daemon/bpfsys.c daemon/compile.c \
 	     daemon/state.c daemon/log.c daemon/proto.c daemon/pcaplib.c \
 	     shm/writer.c
@@ -160,7 +160,7 @@ $(B)/bench/gen: tests/bench/gen.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
 
-$(B)/bench/ref: tests/bench/ref.c daemon/daemon.h
+$(B)/bench/ref: tests/bench/ref.c daemon/path.h
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "daemon.h"
+#include "proto.h"
 
 /* Exit statuses. */
 #define EXIT_REFUSED	1	/* the daemon refused, or is not there */

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "client.h"
+#include "clock.h"
 
 #define RESTORE_PATIENCE_NS	10000000000ull	/* for a session to come back */
 

@@ -23,8 +23,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon.h"
+#include "capstats.h"
+#include "compile.h"
+#include "iface.h"
 #include "log.h"
+#include "loop.h"
 
 /*
  * The limit is on the child's own CPU time, so that a busy machine does
@@ -430,4 +433,15 @@ compile_shutdown(void)
 {
 	while (!TAILQ_EMPTY(&jobs))
 		compile_cancel(TAILQ_FIRST(&jobs));
+}
+
+static struct loop_work compile_work = {
+	.tick = compile_tick,
+	.turn = compile_run_queue,
+};
+
+void
+compile_init(void)
+{
+	loop_register(&compile_work);
 }

@@ -20,8 +20,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon.h"
 #include "log.h"
+#include "proto.h"
+#include "sess.h"
+#include "state.h"
 
 #define STATE_HEADER	"# capstats state 1"
 #define STATE_LINE_MAX	(CTL_FILTER_MAX + CAPSTATS_NAME_MAX + CAPSTATS_IFACE_MAX + 32)

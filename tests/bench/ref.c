@@ -18,7 +18,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "daemon.h"	/* POLL_NS and POLL_IDLE: read the rings as the daemon does */
+#include "path.h"	/* POLL_NS and POLL_IDLE: read the rings as the daemon does */
 
 /*
  * Counting needs no packet bytes, but after pcap_setfilter() libpcap runs
