@@ -86,9 +86,8 @@ find_or_fail(const char *name, struct reply *r)
 	struct sess *s;
 
 	if (name == NULL || !ctl_valid_name(name)) {
-		rep_err(r, CTL_BADNAME, "invalid session name '%s': use 1 to %d "
-		    "characters of A-Za-z0-9._-", name ? name : "",
-		    CAPSTATS_NAME_MAX);
+		rep_err(r, CTL_BADNAME, "invalid session name '%s': use "
+		    CTL_NAME_RULE, name ? name : "");
 		return NULL;
 	}
 	if ((s = sess_find(name)) == NULL)
@@ -189,8 +188,8 @@ cmd_new(char *args, struct reply *r)
 		return;
 	}
 	if (!ctl_valid_name(name)) {
-		rep_err(r, CTL_BADNAME, "invalid session name '%s': use 1 to %d "
-		    "characters of A-Za-z0-9._-", name, CAPSTATS_NAME_MAX);
+		rep_err(r, CTL_BADNAME, "invalid session name '%s': use "
+		    CTL_NAME_RULE, name);
 		return;
 	}
 	if (sess_name_taken(name)) {

@@ -70,24 +70,24 @@
  * travels on the wire; the client turns every code but OK into exit 1,
  * and BADREQ into exit 2.
  */
-#define CTL_STATUSES					\
-	X(CTL_OK,	 "ok",		"ok")			\
-	X(CTL_BADREQ,	 "badreq",	"bad request")		\
-	X(CTL_NOSESSION, "nosession",	"no such session")	\
-	X(CTL_EXISTS,	 "exists",	"session exists")	\
-	X(CTL_BADNAME,	 "badname",	"bad session name")	\
-	X(CTL_BADFILTER, "badfilter",	"bad filter")		\
-	X(CTL_BADIFACE,	 "badiface",	"bad interface")	\
-	X(CTL_FULL,	 "full",	"session limit reached")\
-	X(CTL_PERM,	 "perm",	"permission denied")	\
-	X(CTL_NOMEM,	 "nomem",	"out of memory")	\
-	X(CTL_TOOLONG,	 "toolong",	"request too long")	\
-	X(CTL_INTERNAL,	 "internal",	"internal error")	\
-	X(CTL_UNSUPPORTED, "unsupported", "not supported here")	\
-	X(CTL_BUSY,	 "busy",	"busy")
+#define CTL_STATUSES			\
+	X(CTL_OK,		"ok")			\
+	X(CTL_BADREQ,		"badreq")		\
+	X(CTL_NOSESSION,	"nosession")		\
+	X(CTL_EXISTS,		"exists")		\
+	X(CTL_BADNAME,		"badname")		\
+	X(CTL_BADFILTER,	"badfilter")		\
+	X(CTL_BADIFACE,		"badiface")		\
+	X(CTL_FULL,		"full")			\
+	X(CTL_PERM,		"perm")			\
+	X(CTL_NOMEM,		"nomem")			\
+	X(CTL_TOOLONG,		"toolong")		\
+	X(CTL_INTERNAL,		"internal")		\
+	X(CTL_UNSUPPORTED,	"unsupported")	\
+	X(CTL_BUSY,		"busy")
 
 enum ctl_status {
-#define X(e, word, text) e,
+#define X(e, word) e,
 	CTL_STATUSES
 #undef X
 	CTL_NSTATUS
@@ -105,13 +105,15 @@ enum ctl_status {
 	X(list,	  0,  0, "list")					\
 	X(show,	  1,  1, "show NAME")
 
-/* Status word for the wire, and text for people. */
+/* Status word for the wire. */
 const char *ctl_status_word(enum ctl_status);
-const char *ctl_status_text(enum ctl_status);
 /* Parse a status word; CTL_NSTATUS when unknown. */
 enum ctl_status ctl_status_parse(const char *);
 
-/* 1 to CAPSTATS_NAME_MAX characters of A-Za-z0-9._- */
+/* 1 to CAPSTATS_NAME_MAX characters of A-Za-z0-9._-, as messages say it */
+#define CTL_STR_(x)		#x
+#define CTL_STR(x)		CTL_STR_(x)
+#define CTL_NAME_RULE		"1 to " CTL_STR(CAPSTATS_NAME_MAX) " characters of A-Za-z0-9._-"
 bool ctl_valid_name(const char *);
 /* 1 to CAPSTATS_IFACE_MAX printable characters, no '/', no space */
 bool ctl_valid_iface(const char *);
