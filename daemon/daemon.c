@@ -31,16 +31,15 @@ static int
 resolve_group(const char *name, gid_t *gid, char *err, size_t errlen)
 {
 	struct group *gr;
-	char *end;
-	unsigned long v;
+	const char *bad;
+	long long v;
 
 	if ((gr = getgrnam(name)) != NULL) {
 		*gid = gr->gr_gid;
 		return 0;
 	}
-	errno = 0;
-	v = strtoul(name, &end, 10);
-	if (*name != '\0' && *end == '\0' && errno == 0 && v < UINT_MAX) {
+	v = strtonum(name, 0, UINT_MAX - 1, &bad);
+	if (bad == NULL) {
 		*gid = (gid_t)v;
 		return 0;
 	}
