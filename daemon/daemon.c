@@ -128,16 +128,12 @@ shm_name_ok(const char *name)
 	    strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
 }
 
-int
-daemon_main(const struct options *o)
+/* The settings every layer reads, from the command line. */
+static void
+configure(const struct options *o)
 {
-	char err[512], pidpath[PATH_MAX], statepath[PATH_MAX];
-	struct pidfh *pfh;
-	pid_t other;
+	char err[512];
 
-	log_init(true, o->debug);
-	if (pcaplib_load(err, sizeof(err)) == -1)
-		fatalx("%s", err);
 	cfg.default_iface = o->iface;
 	cfg.max_sessions = o->max_sessions;
 	cfg.buffer_kb = o->buffer_kb;
@@ -147,26 +143,43 @@ daemon_main(const struct options *o)
 		cfg.has_group = true;
 		cfg.group_name = o->group;
 	}
-	umask(077);
-	raise_fd_limit();
-
 	if (!shm_name_ok(o->shm))
 		fatalx("-m %s: not a segment name: one path component, "
 		    "without '/' but for a leading one, and not '.' or '..'",
 		    o->shm);
-	if (snprintf(pidpath, sizeof(pidpath), "%s/%s.pid", CTL_PID_DIR,
-	    o->shm[0] == '/' ? o->shm + 1 : o->shm) >= (int)sizeof(pidpath))
+}
+
+/* The segment's name without its leading '/': the pidfile's and the state file's. */
+static const char *
+base_name(const struct options *o)
+{
+	return o->shm[0] == '/' ? o->shm + 1 : o->shm;
+}
+
+/* Hold the pidfile, or say which daemon does. */
+static struct pidfh *
+pidfile_take(const struct options *o, char *path, size_t len)
+{
+	struct pidfh *pfh;
+	pid_t other;
+
+	if (snprintf(path, len, "%s/%s.pid", CTL_PID_DIR, base_name(o)) >=
+	    (int)len)
 		fatalx("-m %s: name too long", o->shm);
-	if ((pfh = pidfile_open(pidpath, 0644, &other)) == NULL) {
+	if ((pfh = pidfile_open(path, 0644, &other)) == NULL) {
 		if (errno == EEXIST)
 			fatalx("another capstats daemon (pid %d) holds %s",
-			    (int)other, pidpath);
-		fatal("pidfile %s", pidpath);
+			    (int)other, path);
+		fatal("pidfile %s", path);
 	}
-	if (!o->foreground)
-		detach();
-	if (pidfile_write(pfh) == -1)
-		fatal("pidfile %s", pidpath);
+	return pfh;
+}
+
+/* Start the modules, bottom first; on failure, undo and exit. */
+static void
+start(const struct options *o, struct pidfh *pfh)
+{
+	char err[512], statepath[PATH_MAX];
 
 	if (loop_init(err, sizeof(err)) == -1 ||
 	    ctl_init(o->sock, err, sizeof(err)) == -1) {
@@ -184,13 +197,33 @@ daemon_main(const struct options *o)
 		if (mkdir(CTL_STATE_DIR, 0700) == -1 && errno != EEXIST)
 			log_warn("mkdir %s", CTL_STATE_DIR);
 		snprintf(statepath, sizeof(statepath), "%s/%s.state",
-		    CTL_STATE_DIR, o->shm[0] == '/' ? o->shm + 1 : o->shm);
+		    CTL_STATE_DIR, base_name(o));
 	}
 	compile_init();
 	state_init(statepath);
 	state_restore();
+}
+
+int
+daemon_main(const struct options *o)
+{
+	char err[512], pidpath[PATH_MAX];
+	struct pidfh *pfh;
+
+	log_init(true, o->debug);
+	if (pcaplib_load(err, sizeof(err)) == -1)
+		fatalx("%s", err);
+	configure(o);
+	umask(077);
+	raise_fd_limit();
+	pfh = pidfile_take(o, pidpath, sizeof(pidpath));
+	if (!o->foreground)
+		detach();
+	if (pidfile_write(pfh) == -1)
+		fatal("pidfile %s", pidpath);
+	start(o, pfh);
 	log_info("listening on %s, publishing /dev/shm/%s, %u sessions at most",
-	    o->sock, o->shm[0] == '/' ? o->shm + 1 : o->shm, o->max_sessions);
+	    o->sock, base_name(o), o->max_sessions);
 	if (!o->foreground)
 		detached();
 
