@@ -42,13 +42,6 @@ static unsigned nsess, nstarting;
 static unsigned npending;	/* sessions whose last turn hit its budget */
 static TAILQ_HEAD(, sess) polled = TAILQ_HEAD_INITIALIZER(polled);
 
-static const char *const state_words[] = {
-	[CAPSTATS_FREE] = "free",
-	[CAPSTATS_RUNNING] = "running",
-	[CAPSTATS_ERROR] = "error",
-	[CAPSTATS_STOPPED] = "stopped",
-};
-
 static const char *const mode_words[] = {
 	[SESS_AUTO] = "auto",
 	[SESS_PCAP] = "pcap",
@@ -75,7 +68,7 @@ sess_mode_parse(const char *w)
 const char *
 sess_state_word(enum capstats_state st)
 {
-	return st <= CAPSTATS_STOPPED ? state_words[st] : "unknown";
+	return capstats_state_name(st);
 }
 
 uint64_t

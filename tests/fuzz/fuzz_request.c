@@ -21,6 +21,7 @@
 
 #include "../../daemon/proto.c"
 #include "../../daemon/log.c"
+#include "../../shm/reader.c"	/* capstats_state_name() */
 
 /*
  * A new or a modify ends later, from the loop: the double ends it as soon
@@ -221,15 +222,8 @@ sess_find(const char *name)
 const char *
 sess_state_word(enum capstats_state st)
 {
-	static const char *const words[] = {
-		[CAPSTATS_FREE] = "free",
-		[CAPSTATS_RUNNING] = "running",
-		[CAPSTATS_ERROR] = "error",
-		[CAPSTATS_STOPPED] = "stopped",
-	};
-
 	FZ_ASSERT(st <= CAPSTATS_STOPPED);
-	return words[st];
+	return capstats_state_name(st);
 }
 
 uint64_t
