@@ -94,12 +94,23 @@ check "new gone" cs new gone filter
 check "stop gone" cs stop gone
 
 C=$CAPSTATS
-commands=$("$CAPSTATS" -h | sed '1,/^commands:/d' | awk '{ print $1 }' | sort | tr '\n' ' ')
-commands=${commands% }
-check_match "capstats -h lists commands" "metrics" "$commands"
+# table [FIRST]: the commands of capstats -jh, sorted; with FIRST, those
+# whose first argument is that
+table() {
+	"$CAPSTATS" -jh | "$PY" -c 'import json, sys
+print(" ".join(sorted(c["command"] for c in json.load(sys.stdin)
+                      if sys.argv[1] in ("", c["first"]))))' "${1:-}"
+}
+commands=$(table)
+check_match "capstats -jh lists commands" "(^| )metrics( |$)" "$commands"
+check_eq "capstats -h lists the same" "$commands" \
+    "$("$CAPSTATS" -h | sed '1,/^commands:/d' | sed -n 's/^       \([a-z][a-z]*\).*/\1/p' |
+        sort | tr '\n' ' ' | sed 's/ $//')"
+session_commands=$(table session)
+check_match "some commands take a live session" "(^| )stop( |$)" "$session_commands"
 
 lib=
-case_add is "commands are those of capstats -h" "$commands" "$C" ""
+case_add is "commands are those of capstats -jh" "$commands" "$C" ""
 case_add is "a command's prefix" "poll" "$C" po
 case_add is "commands after options" "$commands" "$C" -j -m "$SHM" ""
 case_add has "client options" -j "$C" -
