@@ -21,7 +21,6 @@
 
 #include "../../daemon/proto.c"
 #include "../../daemon/log.c"
-#include "../../shm/reader.c"	/* capstats_state_name() */
 
 /*
  * A new or a modify ends later, from the loop: the double ends it as soon
