@@ -187,23 +187,40 @@ FUZZ_CFLAGS	 = -std=gnu11 $(WARN) $(if $(filter 1,$(WERROR)),-Werror) -g -O1 \
 
 build/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(HDR) $(SRC)
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $< $(LDLIBS)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LINK) $(LDLIBS)
+
+# The request fuzzer's session double names states as the library does.
+build/fuzz/fuzz_request: FUZZ_LINK = $(SHM_SRC)
 
 # Writes segment seeds with this tree's writer, beside the committed ones.
 build/fuzz/seed_segment: tests/fuzz/seed_segment.c $(HDR) shm/writer.c shm/reader.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
 
+# A target's dictionary: tests/fuzz/TARGET.dict; the request fuzzer's also
+# has every command of the table, as `capstats -jh` lists it, alone, before
+# its arguments and ending a request.
+FUZZ_DICTS	 = $(patsubst tests/fuzz/%,build/fuzz/%,$(wildcard tests/fuzz/*.dict))
+
+build/fuzz/%.dict: tests/fuzz/%.dict
+	@mkdir -p $(@D)
+	cp $< $@
+
+build/fuzz/fuzz_request.dict: tests/fuzz/fuzz_request.dict $(B)/capstats
+	@mkdir -p $(@D)
+	{ cat $<; $(B)/capstats -jh | sed -n \
+	    's/.*{"command": "\([a-z]*\)".*/"\1"\n"\1 "\n"\1\\x0a"/p'; } >$@
+
 # fuzz_run TARGET[,EXTRA_SEEDS]: an input that takes 10 s fails as a hang;
 # the daemon's loop or a reader stalled that long is a bug.
 fuzz_run = mkdir -p build/fuzz/corpus/$(1) && build/fuzz/$(1) \
 	-max_len=$(shell sed -n 's/^max_len *= *//p' tests/fuzz/$(1).options) \
-	$(if $(wildcard tests/fuzz/$(1).dict),-dict=tests/fuzz/$(1).dict) \
+	$(if $(wildcard tests/fuzz/$(1).dict),-dict=build/fuzz/$(1).dict) \
 	-max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
 	-artifact_prefix=build/fuzz/$(1)- build/fuzz/corpus/$(1) \
 	tests/fuzz/corpus/$(1) $(2)
 
-fuzz: $(FUZZ_TARGETS:%=build/fuzz/%) build/fuzz/seed_segment
+fuzz: $(FUZZ_TARGETS:%=build/fuzz/%) $(FUZZ_DICTS) build/fuzz/seed_segment
 	rm -rf build/fuzz/seeds && mkdir -p build/fuzz/seeds
 	build/fuzz/seed_segment build/fuzz/seeds
 	$(call fuzz_run,fuzz_request)

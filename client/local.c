@@ -15,16 +15,6 @@
 
 #define RESTORE_PATIENCE_NS	10000000000ull	/* for a session to come back */
 
-static const char *const states[] = {
-	"free", "running", "error", "stopped"
-};
-
-static const char *
-state_word(uint32_t st)
-{
-	return st < sizeof(states) / sizeof(states[0]) ? states[st] : "unknown";
-}
-
 /* How old a heartbeat may be: the rule of capstats-shm(7), in capstats.h. */
 static uint64_t
 stale_ns(const struct capstats_daemon *d)
@@ -81,8 +71,8 @@ poll_json(const struct capstats_info *in, const struct capstats_snapshot *sn,
 	json_str(stdout, in->iface);
 	printf(", \"state\": \"%s\", \"packets\": %" PRIu64 ", \"bytes\": %"
 	    PRIu64 ", \"drops\": %" PRIu64 ", \"if_drops\": %" PRIu64
-	    ", \"last_packet\": ", state_word(sn->state), sn->packets,
-	    sn->bytes, sn->drops, sn->if_drops);
+	    ", \"last_packet\": ", capstats_state_name(sn->state),
+	    sn->packets, sn->bytes, sn->drops, sn->if_drops);
 	if (sn->last_packet_ns == 0)
 		fputs("null", stdout);
 	else
@@ -124,9 +114,10 @@ local_poll(const struct options *o, const char *name)
 		printf("%s: %s packets, %s bytes, %s drops", name, p, b, dr);
 		/* The error text goes with the state shown, the counters'. */
 		if (sn.state == CAPSTATS_ERROR && info.error[0] != '\0')
-			printf(" (%s: %s)", state_word(sn.state), info.error);
+			printf(" (%s: %s)", capstats_state_name(sn.state),
+			    info.error);
 		else if (sn.state != CAPSTATS_RUNNING)
-			printf(" (%s)", state_word(sn.state));
+			printf(" (%s)", capstats_state_name(sn.state));
 		putchar('\n');
 	}
 	capstats_close(cs);

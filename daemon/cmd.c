@@ -269,13 +269,18 @@ cmd_show(char *args, struct reply *r)
 	rep_ok(r);
 }
 
+/* The daemon's half of the command table: the SOCKET commands are its own. */
+#define CMD_FN_SOCKET(name)	cmd_##name
+#define CMD_FN_SEGMENT(name)	NULL
+
 static const struct {
 	const char	*name;
 	int		 min, max;
-	cmd_fn		*fn;
+	cmd_fn		*fn;	/* NULL: the client answers it alone */
 	const char	*usage;
 } commands[] = {
-#define X(name, min, max, usage) { #name, min, max, cmd_##name, usage },
+#define X(name, via, first, min, max, print, usage, help)		\
+	{ #name, min, max, CMD_FN_##via(name), usage },
 	CTL_COMMANDS
 #undef X
 };
@@ -292,7 +297,8 @@ cmd_exec(char *line, struct reply *r)
 		return;
 	}
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-		if (strcmp(word, commands[i].name) != 0)
+		if (commands[i].fn == NULL ||
+		    strcmp(word, commands[i].name) != 0)
 			continue;
 		n = count_words(args);
 		if (n < commands[i].min ||

@@ -94,16 +94,49 @@ enum ctl_status {
 };
 
 /*
- * The commands the daemon answers, with their argument counts (words after
- * the command; -1: no upper bound) and usage. The client's table adds the
- * commands it answers from the segment alone.
+ * The commands: one row each, in the order of `capstats -h` and capstats(8).
+ * Everything about a command but its handler is here: cmd.c dispatches on
+ * it, the client parses, checks, prints and explains from it, and the bash
+ * completion and the tests read it back from `capstats -jh`. The columns:
+ *   name	the word; answered by cmd_NAME, in cmd.c for a SOCKET command
+ *		and in client/main.c for a SEGMENT one
+ *   via	SOCKET: the daemon answers over the socket; SEGMENT: the
+ *		client alone, from the segment
+ *   first	the first word after the command: NONE, NAME (a new
+ *		session's name) or SESSION (a live session's name)
+ *   min, max	words after the command (-1: no upper bound)
+ *   print	how the client prints the daemon's reply: ack (nothing, or
+ *		with -j the row), list, show; self for a SEGMENT command
+ *   usage	its synopsis, as capstats(8) has it
+ *   help	what it does, in a few words, as the README has it
  */
 #define CTL_COMMANDS							\
-	X(new,	  2, -1, "new NAME [interface IFACE] [mode auto|pcap|kernel] filter EXPR...") \
-	X(modify, 1, -1, "modify NAME EXPR...")				\
-	X(stop,	  1,  1, "stop NAME")					\
-	X(list,	  0,  0, "list")					\
-	X(show,	  1,  1, "show NAME")
+	/* name	   via	    first    min max print */			\
+	X(new,	   SOCKET,  NAME,    2, -1, ack,			\
+	    "new NAME [interface IFACE] "				\
+	    "[mode auto|pcap|kernel] filter EXPR...",			\
+	    "start counting")						\
+	X(modify,  SOCKET,  SESSION, 1, -1, ack,			\
+	    "modify NAME EXPR...",					\
+	    "swap the filter, counters go on")				\
+	X(stop,	   SOCKET,  SESSION, 1,  1, ack,			\
+	    "stop NAME",						\
+	    "end the session")						\
+	X(list,	   SOCKET,  NONE,    0,  0, list,			\
+	    "list",							\
+	    "one row per session")					\
+	X(show,	   SOCKET,  SESSION, 1,  1, show,			\
+	    "show NAME",						\
+	    "everything about one session")				\
+	X(poll,	   SEGMENT, SESSION, 1,  1, self,			\
+	    "poll NAME",						\
+	    "the counters, once")					\
+	X(watch,   SEGMENT, SESSION, 3,  5, self,			\
+	    "watch NAME frequency SECONDS [count N]",			\
+	    "counters and rates, repeatedly")				\
+	X(metrics, SEGMENT, NONE,    0,  0, self,			\
+	    "metrics",							\
+	    "all sessions in the Prometheus text format")
 
 /* Status word for the wire. */
 const char *ctl_status_word(enum ctl_status);

@@ -55,13 +55,6 @@ static void sess_fail(struct sess *, const char *);
 static struct periodic polltick = { .period_ns = POLL_NS, .fn = sess_poll_tick };
 static struct periodic fold = { .period_ns = FOLD_NS, .fn = sess_fold };
 
-static const char *const state_words[] = {
-	[CAPSTATS_FREE] = "free",
-	[CAPSTATS_RUNNING] = "running",
-	[CAPSTATS_ERROR] = "error",
-	[CAPSTATS_STOPPED] = "stopped",
-};
-
 static const char *const mode_words[] = {
 	[SESS_AUTO] = "auto",
 	[SESS_PCAP] = "pcap",
@@ -88,7 +81,7 @@ sess_mode_parse(const char *w)
 const char *
 sess_state_word(enum capstats_state st)
 {
-	return st <= CAPSTATS_STOPPED ? state_words[st] : "unknown";
+	return capstats_state_name(st);
 }
 
 uint64_t

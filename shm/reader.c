@@ -450,6 +450,20 @@ capstats_strerror(int result)
 	}
 }
 
+const char *
+capstats_state_name(enum capstats_state st)
+{
+	static const char *const names[] = {
+		[CAPSTATS_FREE] = "free",
+		[CAPSTATS_RUNNING] = "running",
+		[CAPSTATS_ERROR] = "error",
+		[CAPSTATS_STOPPED] = "stopped",
+	};
+
+	return (unsigned)st < sizeof(names) / sizeof(names[0]) ?
+	    names[st] : "unknown";
+}
+
 int
 capstats_daemon(struct capstats *h, struct capstats_daemon *d)
 {

@@ -25,8 +25,11 @@ FZ=$TOP/build/fuzz
 targets="fuzz_request fuzz_names fuzz_segment"
 
 t0=$(now_ms)
+# A target's dictionary is built beside it: the request fuzzer's has the
+# commands of the table.
+dicts=$(cd "$TOP/tests/fuzz" && printf "build/fuzz/%s " *.dict)
 if make -C "$TOP" -j2 $(printf "build/fuzz/%s " $targets) build/fuzz/seed_segment \
-    >"$TDIR/build.log" 2>&1; then
+    $dicts >"$TDIR/build.log" 2>&1; then
 	pass "fuzz: the targets build with clang ($((($(now_ms) - t0) / 1000)) s)"
 else
 	fail "fuzz: building the targets"
@@ -44,7 +47,7 @@ fuzz() {
 	runs=RUNS_$t
 	runs=${!runs}
 	maxlen=$(sed -n 's/^max_len *= *//p' "$TOP/tests/fuzz/$t.options")
-	[ ! -f "$TOP/tests/fuzz/$t.dict" ] || dict=(-dict="$TOP/tests/fuzz/$t.dict")
+	[ ! -f "$TOP/tests/fuzz/$t.dict" ] || dict=(-dict="$FZ/$t.dict")
 	mkdir -p "$TDIR/corpus-$t"
 	timeout 300 "$FZ/$t" -runs="$runs" -max_len="$maxlen" "${dict[@]}" \
 	    -timeout=20 -print_final_stats=1 -artifact_prefix="$FZ/$t-" \

@@ -1068,6 +1068,18 @@ test_strerror(void)
 	CHECK(strcmp(capstats_strerror(-99), "unknown error") == 0);
 }
 
+static void
+test_state_name(void)
+{
+	CHECK(strcmp(capstats_state_name(CAPSTATS_FREE), "free") == 0);
+	CHECK(strcmp(capstats_state_name(CAPSTATS_RUNNING), "running") == 0);
+	CHECK(strcmp(capstats_state_name(CAPSTATS_ERROR), "error") == 0);
+	CHECK(strcmp(capstats_state_name(CAPSTATS_STOPPED), "stopped") == 0);
+	CHECK(strcmp(capstats_state_name(CAPSTATS_STOPPED + 1), "unknown") == 0);
+	CHECK(strcmp(capstats_state_name((enum capstats_state)UINT32_MAX),
+	    "unknown") == 0);
+}
+
 int
 main(void)
 {
@@ -1081,6 +1093,7 @@ main(void)
 	snprintf(prefix, sizeof(prefix), "capstats-test-%ld-", (long)getpid());
 	signal(SIGPIPE, SIG_IGN);
 	test_strerror();
+	test_state_name();
 	test_names();
 	test_create();
 	test_alloc();
