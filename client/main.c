@@ -3,6 +3,7 @@
  * One binary, two roles: with -d it becomes the daemon, otherwise it runs
  * one command as a client.
  */
+#include <err.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -108,9 +109,7 @@ usage_json(void)
 static int
 usage_error(const char *fmt, const char *arg)
 {
-	fputs("capstats: ", stderr);
-	fprintf(stderr, fmt, arg);
-	fputc('\n', stderr);
+	warnx(fmt, arg);
 	return EXIT_USAGE;
 }
 
@@ -118,7 +117,7 @@ static const char *
 check_name(const char *name)
 {
 	return ctl_valid_name(name) ? NULL :
-	    "invalid session name '%s': use 1 to 63 characters of A-Za-z0-9._-";
+	    "invalid session name '%s': use " CTL_NAME_RULE;
 }
 
 /* The words of a command, joined by single spaces, as the daemon reads them. */
@@ -178,6 +177,7 @@ cmd_watch(const struct options *o, const struct command *c, int argc,
 {
 	double seconds;
 	long count = 0;
+	const char *bad;
 	char *end;
 
 	if (strcmp(argv[2], "frequency") != 0 || argc == 5 ||
@@ -190,8 +190,8 @@ cmd_watch(const struct options *o, const struct command *c, int argc,
 		return usage_error("frequency '%s': give seconds from 0.001 "
 		    "to 86400", argv[3]);
 	if (argc == 6) {
-		count = strtol(argv[5], &end, 10);
-		if (*argv[5] == '\0' || *end != '\0' || count < 1)
+		count = (long)strtonum(argv[5], 1, LONG_MAX, &bad);
+		if (bad != NULL)
 			return usage_error("count '%s': give a whole number "
 			    "of lines, at least 1", argv[5]);
 	}
@@ -236,16 +236,13 @@ command_run(const struct options *o, int argc, char **argv)
 static unsigned
 number(const char *s, unsigned min, unsigned max, char flag)
 {
-	unsigned long v;
-	char *end;
+	const char *bad;
+	long long v;
 
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (*s == '\0' || *end != '\0' || errno != 0 || v < min || v > max) {
-		fprintf(stderr, "capstats: -%c %s: give a number from %u to %u\n",
-		    flag, s, min, max);
-		exit(EXIT_USAGE);
-	}
+	v = strtonum(s, min, max, &bad);
+	if (bad != NULL)
+		errx(EXIT_USAGE, "-%c %s: give a number from %u to %u", flag, s,
+		    min, max);
 	return (unsigned)v;
 }
 
@@ -301,8 +298,8 @@ main(int argc, char **argv)
 		return daemon_main(&o);
 	}
 	if (daemon_only) {
-		fprintf(stderr, "capstats: -B, -D, -f, -g, -i, -n and -S go "
-		    "with -d\n");
+		warnx("-B, -D, -f, -g, -i, -n and -S go "
+		    "with -d");
 		return EXIT_USAGE;
 	}
 	if (argc == 0)
