@@ -15,6 +15,7 @@
 #include "state.h"
 
 typedef void cmd_fn(char *args, struct reply *);
+static const char *cmd_usage(const char *name);
 
 /* The next word of *p (words are separated by one space), or NULL. */
 static char *
@@ -178,8 +179,7 @@ cmd_new(char *args, struct reply *r)
 		    (mode = next_word(&args)) != NULL &&
 		    (want = sess_mode_parse(mode)) != -1)
 			continue;
-		rep_err(r, CTL_BADREQ, "usage: new NAME [interface IFACE] "
-		    "[mode auto|pcap|kernel] filter EXPR...");
+		rep_err(r, CTL_BADREQ, "usage: %s", cmd_usage("new"));
 		return;
 	}
 	if (w == NULL) {
@@ -284,6 +284,17 @@ static const struct {
 	CTL_COMMANDS
 #undef X
 };
+
+static const char *
+cmd_usage(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(name, commands[i].name) == 0)
+			return commands[i].usage;
+	return name;
+}
 
 void
 cmd_exec(char *line, struct reply *r)
