@@ -88,6 +88,20 @@ check_fails "filter for another link type" 1 cs new bad filter "wlan type mgt"
 check_fails "nothing half-created" 1 cs show bad
 check "state file lists the sessions" grep -q "^session	web	$HOST_IF	auto	udp port 123$" "$STATE"
 
+# The modes new's usage names are the ones the daemon takes, each shown
+# in show and saved; a word it does not name is refused.
+modes=$(printf '%s' "$table" | json '[c["usage"] for c in d if c["command"] == "new"][0]' |
+    sed -n 's/.*\[mode \([a-z|]*\)\].*/\1/p' | tr '|' ' ')
+check_eq "new's usage names three modes" 3 "$(echo $modes | wc -w)"
+for m in $modes; do
+	check "new with mode $m" cs new "m-$m" mode "$m" filter udp
+	check_match "... shown as asked for" "mode_reason=asked for|mode_reason=the default" \
+	    "$(cs -j show "m-$m" | json '"mode_reason=" + d["mode_reason"]')"
+	check "... saved with its mode" grep -q "^session	m-$m	$HOST_IF	$m	udp$" "$STATE"
+	check "... stopped" cs stop "m-$m"
+done
+check_fails "new with a mode the usage does not name" 2 cs new m-x mode fast filter udp
+
 # counting, through poll (segment) and list/show (socket)
 replay "$ntp" 2000
 wait_count web 30
