@@ -46,7 +46,8 @@ CFLAGS	+= -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-rec
 LDFLAGS	+= -fsanitize=address,undefined
 endif
 OBJ	 = $(SRC:%.c=$(B)/%.o)
-UNIT	 = $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/*.c))
+UNIT	 = $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_*.c))
+UNIT_LIB = tests/unit/check.h
 
 all: capstats libcapstats.a $(SONAME) capstats.pc units $(B)/enomem.so
 
@@ -64,12 +65,12 @@ $(B)/%.o: %.c $(HDR)
 
 # A unit test is one file; it includes the modules it tests.
 units: $(UNIT) $(B)/tests/test_seqlock_stress_broken
-$(B)/tests/%: tests/unit/%.c $(HDR) $(SRC)
+$(B)/tests/%: tests/unit/%.c $(UNIT_LIB) $(HDR) $(SRC)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< -lpthread $(LDLIBS)
 
 # The stress test with a reader that skips its re-check must see torn reads.
-$(B)/tests/test_seqlock_stress_broken: tests/unit/test_seqlock_stress.c $(HDR) $(SRC)
+$(B)/tests/test_seqlock_stress_broken: tests/unit/test_seqlock_stress.c $(UNIT_LIB) $(HDR) $(SRC)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -DCAPSTATS_TEST_BROKEN_READER $(CFLAGS) $(LDFLAGS) \
 	    -o $@ tests/unit/test_seqlock_stress.c -lpthread $(LDLIBS)

@@ -14,13 +14,14 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include "check.h"
+
 #define NSESS		2	/* sessions, in as many slots: all reused */
 #define NREADERS	2	/* reader threads; plus one process */
 #define NROUNDS		32	/* reads of each ref between scans */
 #define CHURN_EVERY	1024	/* publish rounds between restarts */
 #define MAGIC		0x5a3c96f00f693ca5ull
 #define MIN_ACCEPTED	10000	/* per reader, to have really run */
-#define SEC		1000000000ull
 
 #ifdef CAPSTATS_TEST_BROKEN_READER
 #define BROKEN		1
@@ -288,22 +289,13 @@ fork_reader(int *rfd)
 	return pid;
 }
 
-static void
-nap(uint64_t ns)
-{
-	struct timespec ts = { (time_t)(ns / SEC), (long)(ns % SEC) };
-
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
 /* Stop the reader process longer than many reuse cycles, then resume it. */
 static void
 freeze(pid_t pid, uint64_t run_ns)
 {
-	nap(run_ns / 3);
+	check_nap(run_ns / 3);
 	kill(pid, SIGSTOP);
-	nap(run_ns / 6);
+	check_nap(run_ns / 6);
 	kill(pid, SIGCONT);
 }
 

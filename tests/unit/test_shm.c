@@ -19,16 +19,7 @@
 #include <sched.h>
 #include <signal.h>
 
-static int checks, failures;
-
-#define CHECK(e) do {							\
-	checks++;							\
-	if (!(e)) {							\
-		failures++;						\
-		fprintf(stderr, "%s:%d: CHECK failed: %s\n",		\
-		    __FILE__, __LINE__, #e);				\
-	}								\
-} while (0)
+#include "check.h"
 
 /* An int result against the one expected, both shown on failure. */
 #define CHECK_RC(e, want) do {						\
@@ -43,7 +34,6 @@ static int checks, failures;
 	}								\
 } while (0)
 
-#define SEC	1000000000ull
 #define HB_NS	(250 * 1000000ull)
 
 static char prefix[64];		/* capstats-test-PID- */
@@ -1111,6 +1101,5 @@ main(void)
 	free(img);
 	CHECK(img != NULL);
 	CHECK(scan(true) == 0);
-	printf("test_shm: %d checks, %d failed\n", checks, failures);
-	return failures == 0 ? 0 : 1;
+	return check_done("test_shm");
 }
