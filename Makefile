@@ -46,8 +46,11 @@ CFLAGS	+= -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-rec
 LDFLAGS	+= -fsanitize=address,undefined
 endif
 OBJ	 = $(SRC:%.c=$(B)/%.o)
+# Unit tests: tests/unit/test_*.c. QUICK need no root (a user namespace
+# does) and run in seconds: `make check-unit`. The others need root.
 UNIT	 = $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_*.c))
-UNIT_LIB = tests/unit/check.h
+QUICK	 = test_proto test_cmd test_state
+UNIT_LIB = tests/unit/check.h tests/unit/doubles.c
 
 all: capstats libcapstats.a $(SONAME) capstats.pc units $(B)/enomem.so
 
@@ -94,9 +97,14 @@ capstats.pc: shm/capstats.pc.in
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	    -e 's|@INCDIR@|$(INCDIR)|' shm/capstats.pc.in > $@
 
+# `make check T=tests/sys/X.sh` runs that system test alone, with both
+# builds; `make check-unit` runs the quick unit tests of $(B) alone.
 check: all
 	$(MAKE) B=build/asan SAN=1 build/asan/capstats build/asan/enomem.so asan-units
-	bash tests/run.sh build build/asan
+	T='$(T)' bash tests/run.sh build build/asan
+
+check-unit: $(QUICK:%=$(B)/tests/%)
+	U='$(QUICK)' bash tests/run.sh $(B)
 
 asan-units: $(UNIT) $(B)/tests/test_seqlock_stress_broken
 
@@ -149,7 +157,7 @@ clean:
 	rm -f capstats libcapstats.a $(SONAME) capstats.pc
 	rm -rf build
 
-.PHONY: all units asan-units check deps demo bench install uninstall clean fuzz
+.PHONY: all units asan-units check check-unit deps demo bench install uninstall clean fuzz
 
 # The benchmark's programs (tests/bench/): the traffic generator, the
 # reference libpcap readers (N handles; one capture and N filters in user
