@@ -194,12 +194,9 @@ FUZZ_CFLAGS	 = -std=gnu11 $(WARN) $(if $(filter 1,$(WERROR)),-Werror) -g -O1 \
 		   -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
 		   -fno-sanitize-recover=all
 
-build/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(HDR) $(SRC)
+build/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(UNIT_LIB) $(HDR) $(SRC)
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LINK) $(LDLIBS)
-
-# The request fuzzer's session double names states as the library does.
-build/fuzz/fuzz_request: FUZZ_LINK = $(SHM_SRC)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $< $(LDLIBS)
 
 # Writes segment seeds with this tree's writer, beside the committed ones.
 build/fuzz/seed_segment: tests/fuzz/seed_segment.c $(HDR) shm/writer.c shm/reader.c
