@@ -311,14 +311,14 @@ wcompile(int fd, const struct request *rq, const char *filter)
 
 /*
  * Keep nothing of the daemon's but the socket FD, which becomes 3: no
- * other descriptor, and no shared mapping (the segment, libpcap's rings),
+ * other descriptor, and neither the segment nor a libpcap ring mapped,
  * which would keep alive what the daemon closes.
  */
 static void
 wforget(int fd)
 {
 	unsigned long start, end;
-	char line[256], perms[5];
+	char line[512], perms[5], *path;
 	struct dirent *e;
 	bool whole = true;
 	FILE *f;
@@ -337,9 +337,14 @@ wforget(int fd)
 	if ((f = fopen("/proc/self/maps", "re")) == NULL)
 		return;
 	while (fgets(line, sizeof(line), f) != NULL) {
-		if (whole && sscanf(line, "%lx-%lx %4s", &start, &end,
-		    perms) == 3 && perms[3] == 's')
-			munmap((void *)start, end - start);
+		n = 0;
+		if (whole && sscanf(line, "%lx-%lx %4s %*s %*s %*s %n", &start,
+		    &end, perms, &n) == 3 && n > 0 && perms[3] == 's') {
+			path = line + n;
+			if (strncmp(path, "socket:[", 8) == 0 ||
+			    strncmp(path, "/dev/shm/", 9) == 0)
+				munmap((void *)start, end - start);
+		}
 		whole = strchr(line, '\n') != NULL;
 	}
 	fclose(f);
