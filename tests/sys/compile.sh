@@ -94,6 +94,19 @@ check_eq "a restored session is compiling" error "$(poll_field slowr state)"
 daemon_stop
 check_eq "the daemon stopped cleanly while it compiled" 0 "$DAEMON_RC"
 
+# A session stopped while its filter compiles: nothing of it is left, the
+# daemon goes on, and the next filter compiles.
+printf '# capstats state 1\nsession\tslows\tlo\tauto\t%s\n' "$slow" >"$STATE"
+daemon_start -i lo || exit 1
+check_eq "a restored session is compiling" error "$(poll_field slows state)"
+check "it is stopped while it compiles" cs stop slows
+check "a filter compiles after it" cs new quick interface lo filter udp
+nap 3		# longer than the slow filter would take to compile
+check_eq "only that session is listed 3 s later" "quick" \
+    "$(cs list | awk 'NR > 1 { print $1 }')"
+daemon_stop
+check_eq "the daemon stopped cleanly" 0 "$DAEMON_RC"
+
 # ---- the compiler processes: one compiles each filter in turn, forked
 # by the daemon; killed idle or in the middle of a filter, or stopped, it
 # is replaced, and it never holds what the daemon opened.
