@@ -35,7 +35,6 @@
 
 #include "capstats.h"
 #include "compile.h"
-#include "iface.h"
 #include "log.h"
 #include "loop.h"
 

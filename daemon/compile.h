@@ -1,5 +1,5 @@
 /*
- * compile.h: pcap_compile() in a child, so the loop goes on while
+ * compile.h: pcap_compile() in worker processes, so the loop goes on while
  * libpcap's optimizer works; a filter not compiled within the deadline is
  * refused. The filter is compiled on a live handle of the interface, as
  * the capture sees it, or, when DEAD_OK and the interface cannot be
