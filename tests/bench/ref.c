@@ -1,13 +1,20 @@
 /*
- * ref.c: the reference reader of `make bench`, the least work libpcap
+ * ref.c: the reference readers of `make bench`, the least work libpcap
  * needs to count N filters: N capture handles with the filter in the
- * kernel, a small snapshot, the daemon's ring size and ring kind, one poll
- * loop, and a callback that adds. Like the daemon, it reads a handle whose
- * packets come faster than one per millisecond every millisecond instead
- * of waking per packet, until its ring stays empty for a few reads. It publishes nothing;
- * on SIGTERM or SIGINT it drains the rings and prints "INDEX PACKETS BYTES
- * DROPS" per filter. It exits with an error if a capture socket fails.
+ * kernel, a small snapshot, the daemon's ring size, one thread, and a
+ * callback that adds. By default it reads the rings as the daemon does:
+ * one poll loop, a ring of frames, and a handle whose packets come faster
+ * than one per millisecond read every millisecond instead of woken per
+ * packet, until its ring stays empty for a few reads. With -e it is the
+ * plain epoll reader: every handle in one epoll set, pcap_dispatch() on
+ * each that is ready; -b MS gives it a ring of blocks, each handed over
+ * when full or MS ms after it opened.
+ * It publishes nothing; on SIGTERM or SIGINT it reads the rings until
+ * nothing more comes and prints "INDEX PACKETS BYTES DROPS" per filter.
+ * It exits with an error if a capture socket fails.
  */
+#include <sys/epoll.h>
+
 #include <errno.h>
 #include <pcap/pcap.h>
 #include <poll.h>
@@ -17,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "path.h"	/* POLL_NS and POLL_IDLE: read the rings as the daemon does */
 
@@ -31,7 +39,9 @@
  */
 #define SNAPLEN		96
 #define FILTER_MAX	2048
-#define DRAIN_MAX	64	/* dispatch calls per handle at the end */
+#define QUIET_MS	50	/* at the end: read until nothing came for this long */
+#define DRAIN_NS	(3000000000ull)	/* but no longer */
+#define EVENTS_MAX	64	/* epoll events per wait */
 
 struct counter {
 	pcap_t		*p;
@@ -76,6 +86,13 @@ die(const char *what, const char *why)
 	exit(1);
 }
 
+/*
+ * The ring: 0, a ring of frames, each readable as soon as it is queued
+ * (immediate mode, as the daemon); else a ring of blocks, each handed over
+ * when full or BLOCK_MS ms after it opened.
+ */
+static int block_ms;
+
 static pcap_t *
 open_one(const char *iface, int buffer_kb, const char *filter)
 {
@@ -86,8 +103,10 @@ open_one(const char *iface, int buffer_kb, const char *filter)
 	if ((p = pcap_create(iface, ebuf)) == NULL)
 		die(iface, ebuf);
 	pcap_set_snaplen(p, SNAPLEN);
-	/* As the daemon: a ring of frames, each readable as soon as it is queued. */
-	pcap_set_immediate_mode(p, 1);
+	if (block_ms > 0)
+		pcap_set_timeout(p, block_ms);
+	else
+		pcap_set_immediate_mode(p, 1);
 	pcap_set_buffer_size(p, buffer_kb * 1024);
 	if (pcap_activate(p) < 0)
 		die(iface, pcap_geterr(p));
@@ -178,6 +197,79 @@ loop_once(struct counter *c, struct pollfd *pfd, int n, const sigset_t *wait)
 	return 0;
 }
 
+/*
+ * The plain reader: one wait on the epoll set, then every ready handle is
+ * read until its ring is empty. -1 when a socket failed.
+ */
+static int
+epoll_once(int ep, struct counter *c, const sigset_t *wait)
+{
+	struct epoll_event ev[EVENTS_MAX];
+	int i, got, k;
+
+	if ((k = epoll_pwait(ep, ev, EVENTS_MAX, -1, wait)) == -1) {
+		if (errno == EINTR)
+			return 0;
+		die("epoll_pwait", strerror(errno));
+	}
+	for (i = 0; i < k; i++) {
+		if (ev[i].events & (EPOLLERR | EPOLLHUP))
+			return -1;
+		got = pcap_dispatch(c[ev[i].data.u32].p, -1, count,
+		    (u_char *)&c[ev[i].data.u32]);
+		if (got < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+epoll_setup(struct counter *c, int n)
+{
+	struct epoll_event ev;
+	int ep, i;
+
+	if ((ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
+		die("epoll_create1", strerror(errno));
+	for (i = 0; i < n; i++) {
+		ev.events = EPOLLIN;
+		ev.data.u32 = (uint32_t)i;
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, c[i].fd, &ev) == -1)
+			die("epoll_ctl", strerror(errno));
+	}
+	return ep;
+}
+
+/*
+ * At the end, read every ring until nothing more comes for QUIET_MS, and
+ * for longer than a block waits to be handed over: what a ring holds then
+ * is all the traffic sent. At most DRAIN_NS in all.
+ */
+static void
+drain(struct counter *c, int n)
+{
+	struct timespec nap = { 0, 1000000 };
+	uint64_t quiet = (QUIET_MS + 2 * (uint64_t)block_ms) * 1000000u;
+	uint64_t now = now_ns(), end = now + DRAIN_NS, until = now + quiet;
+	int i, got;
+
+	while ((now = now_ns()) < until && now < end) {
+		for (i = got = 0; i < n; i++)
+			got |= pcap_dispatch(c[i].p, -1, count, (u_char *)&c[i]) > 0;
+		if (got)
+			until = now + quiet;
+		else
+			nanosleep(&nap, NULL);
+	}
+}
+
+static void __attribute__((noreturn))
+usage(void)
+{
+	fprintf(stderr, "usage: ref [-e] [-b MS] IFACE BUFFER_KB FILTERFILE N\n");
+	exit(2);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -186,19 +278,36 @@ main(int argc, char **argv)
 	struct counter *c;
 	struct pollfd *pfd;
 	sigset_t block, wait;
-	int i, k, n;
+	int i, n, ch, ep = -1, use_epoll = 0;
 
-	if (argc != 5 || (n = atoi(argv[4])) < 1) {
-		fprintf(stderr, "usage: ref IFACE BUFFER_KB FILTERFILE N\n");
-		return 2;
+	while ((ch = getopt(argc, argv, "eb:")) != -1) {
+		switch (ch) {
+		case 'e':
+			use_epoll = 1;
+			break;
+		case 'b':
+			if ((block_ms = atoi(optarg)) < 1)
+				usage();
+			break;
+		default:
+			usage();
+		}
 	}
+	argc -= optind;
+	argv += optind;
+	if (argc != 4 || (n = atoi(argv[3])) < 1)
+		usage();
+	if (block_ms > 0 && !use_epoll)
+		usage();	/* the tick's reads assume a ring of frames */
 	if ((c = calloc((size_t)n, sizeof(*c))) == NULL ||
 	    (pfd = calloc((size_t)n, sizeof(*pfd))) == NULL)
 		die("calloc", strerror(errno));
-	if ((n = open_all(argv[1], atoi(argv[2]), argv[3], n, c, pfd)) == 0)
-		die(argv[3], "no filters");
+	if ((n = open_all(argv[0], atoi(argv[1]), argv[2], n, c, pfd)) == 0)
+		die(argv[2], "no filters");
+	if (use_epoll)
+		ep = epoll_setup(c, n);
 
-	/* The signals arrive only inside ppoll, so none is missed between checks. */
+	/* The signals arrive only inside the wait, so none is missed between checks. */
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigaction(SIGTERM, &sa, NULL);
@@ -211,18 +320,19 @@ main(int argc, char **argv)
 	fflush(stdout);
 
 	while (!quit) {
-		if (loop_once(c, pfd, n, &wait) == -1)
-			die(argv[1], "capture socket failed");
+		if ((use_epoll ? epoll_once(ep, c, &wait) :
+		    loop_once(c, pfd, n, &wait)) == -1)
+			die(argv[0], "capture socket failed");
 	}
+	drain(c, n);
 	for (i = 0; i < n; i++) {
-		for (k = 0; k < DRAIN_MAX; k++)
-			if (pcap_dispatch(c[i].p, -1, count, (u_char *)&c[i]) <= 0)
-				break;
 		if (pcap_stats(c[i].p, &st) == -1)
 			st.ps_drop = 0;
 		printf("%d %llu %llu %u\n", i, (unsigned long long)c[i].packets,
 		    (unsigned long long)c[i].bytes, st.ps_drop);
-		pcap_close(c[i].p);
 	}
+	fflush(stdout);
+	for (i = 0; i < n; i++)
+		pcap_close(c[i].p);
 	return 0;
 }

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # tests/bench/run.sh: `make bench`. capstats (its libpcap path, and its
-# kernel path) against N x tcpdump and a reference libpcap reader (ref.c),
-# each alone in turn on the same generated traffic (gen.c) on a veth pair,
-# at rising rates, N = 1, 8, 64 filters; then the read side: one read, a
-# scan, a `poll` process, a socket round trip, and freshness. Prints a
-# table; writes build/bench/results.tsv and results.md. Targets are
-# reported as PASS/MISS and never fail the run; it fails only when it
-# cannot measure. BENCH_QUICK=1: one N, three rates; BENCH_N="1 64": these N.
+# kernel path) against N x tcpdump and two libpcap readers of N handles in
+# one thread (ref.c): ref, which reads its rings as the libpcap path does,
+# and epoll, the best such reader; each alone in turn on the same
+# generated traffic (gen.c) on a veth pair, at rising rates, N = 1, 8, 64
+# filters; then the read side: one read, a scan, a `poll` process, a
+# socket round trip, and freshness. Prints a table; writes
+# build/bench/results.tsv and results.md. Targets are reported as
+# PASS/MISS and never fail the run; it fails only when it cannot measure.
+# BENCH_QUICK=1: one N, three rates; BENCH_N="1 64": these N;
+# BENCH_CONTENDERS="capstats epoll": these contenders.
 #
 # The generator runs on the last CPU, where the kernel's receive work (every
 # capture socket's filter) also runs, in its softirq; the counting processes
@@ -27,7 +30,8 @@ RAW=$TDIR/raw.tsv READ=$TDIR/read.tsv
 
 BUF_KB=2048	# capstats' default -B; tcpdump and ref get the same ring
 RUNS=2
-CONTENDERS=(capstats kernel tcpdump ref)
+CONTENDERS=(capstats kernel tcpdump ref epoll)
+[ -n "${BENCH_CONTENDERS:-}" ] && read -r -a CONTENDERS <<<"$BENCH_CONTENDERS"
 GEN_CPU=$(($(nproc) - 1))
 COUNT_CPU=0
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
@@ -211,14 +215,15 @@ c_tcpdump() {
 	esac
 }
 
-# the reference reader: N handles in one process
-c_ref() {
+# _ref ACTION N [OPTIONS...]: a reference reader, N handles in one process
+_ref() {
 	local action=$1 n=$2 k
+	shift 2
 	case $action in
 	available)
 		;;
 	start)
-		taskset -c "$COUNT_CPU" "$REF" "$HOST_IF" "$BUF_KB" "$FILTERS" "$n" \
+		taskset -c "$COUNT_CPU" "$REF" "$@" "$HOST_IF" "$BUF_KB" "$FILTERS" "$n" \
 		    >"$TDIR/ref.out" 2>&1 &
 		C_PIDS=("$!")
 		bg_track "$!"
@@ -227,12 +232,14 @@ c_ref() {
 			pid_running "${C_PIDS[0]}" || break
 			sleep 0.05
 		done
-		fail "bench: ref did not start"
+		fail "bench: ref $* did not start"
 		indent <"$TDIR/ref.out"
 		return 1
 		;;
 	settle)
-		sleep 0.3	# as long as capstats gets; it drains its rings before it prints
+		# As long as capstats' first wait; on stop it reads its rings
+		# until nothing more comes, as capstats' settle does.
+		sleep 0.3
 		;;
 	stop)
 		bg_stop "${C_PIDS[0]}"
@@ -240,6 +247,20 @@ c_ref() {
 		;;
 	esac
 }
+
+# ref: reads its rings as capstats' libpcap path does (a 1 ms tick)
+c_ref() { _ref "$@"; }
+
+# epoll: the best one-thread libpcap reader, every handle in one epoll set
+# and pcap_dispatch() on each that is ready, with a ring of blocks, each
+# handed over when full or 100 ms after it opened. The same reader tuned
+# otherwise, left out unless BENCH_CONTENDERS names it: epollimm, a ring of
+# frames in immediate mode (a wake-up per packet); epoll1 and epoll10,
+# blocks handed over after 1 or 10 ms.
+c_epoll() { _ref "$@" -e -b 100; }
+c_epollimm() { _ref "$@" -e; }
+c_epoll1() { _ref "$@" -e -b 1; }
+c_epoll10() { _ref "$@" -e -b 10; }
 
 # ---------------------------------------------------------------- one point
 
@@ -357,6 +378,7 @@ printf 'rates %s and the most the generator can do, %s s each, %d runs; ring %d 
     "${RATES[*]}" "$DUR" "$RUNS" "$BUF_KB"
 keep=()
 for c in "${CONTENDERS[@]}"; do
+	declare -F "c_$c" >/dev/null || die "bench: no contender $c"
 	"c_$c" available 0 && keep+=("$c")
 done
 CONTENDERS=("${keep[@]}")
