@@ -30,7 +30,7 @@ endif
 SONAME	 = libcapstats.so.1
 SHM_SRC	 = shm/reader.c
 DAEMON_SRC = daemon/daemon.c daemon/ctl.c daemon/cmd.c daemon/sess.c daemon/pcap.c \
-	     daemon/link.c \
+	     daemon/link.c daemon/iface.c daemon/loop.c daemon/reply.c daemon/config.c \
 	     daemon/kpath.c daemon/xlate.c daemon/bpfsys.c daemon/compile.c \
 	     daemon/state.c daemon/log.c daemon/proto.c daemon/pcaplib.c \
 	     shm/writer.c
@@ -46,7 +46,11 @@ CFLAGS	+= -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-rec
 LDFLAGS	+= -fsanitize=address,undefined
 endif
 OBJ	 = $(SRC:%.c=$(B)/%.o)
-UNIT	 = $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/*.c))
+# Unit tests: tests/unit/test_*.c. QUICK need no root (a user namespace
+# does) and run in seconds: `make check-unit`. The others need root.
+UNIT	 = $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_*.c))
+QUICK	 = test_proto test_cmd test_state
+UNIT_LIB = tests/unit/check.h tests/unit/doubles.c
 
 all: capstats libcapstats.a $(SONAME) capstats.pc units $(B)/enomem.so
 
@@ -64,12 +68,12 @@ $(B)/%.o: %.c $(HDR)
 
 # A unit test is one file; it includes the modules it tests.
 units: $(UNIT) $(B)/tests/test_seqlock_stress_broken
-$(B)/tests/%: tests/unit/%.c $(HDR) $(SRC)
+$(B)/tests/%: tests/unit/%.c $(UNIT_LIB) $(HDR) $(SRC)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< -lpthread $(LDLIBS)
 
 # The stress test with a reader that skips its re-check must see torn reads.
-$(B)/tests/test_seqlock_stress_broken: tests/unit/test_seqlock_stress.c $(HDR) $(SRC)
+$(B)/tests/test_seqlock_stress_broken: tests/unit/test_seqlock_stress.c $(UNIT_LIB) $(HDR) $(SRC)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -DCAPSTATS_TEST_BROKEN_READER $(CFLAGS) $(LDFLAGS) \
 	    -o $@ tests/unit/test_seqlock_stress.c -lpthread $(LDLIBS)
@@ -93,9 +97,14 @@ capstats.pc: shm/capstats.pc.in
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	    -e 's|@INCDIR@|$(INCDIR)|' shm/capstats.pc.in > $@
 
+# `make check T=tests/sys/X.sh` runs that system test alone, with both
+# builds; `make check-unit` runs the quick unit tests of $(B) alone.
 check: all
 	$(MAKE) B=build/asan SAN=1 build/asan/capstats build/asan/enomem.so asan-units
-	bash tests/run.sh build build/asan
+	T='$(T)' bash tests/run.sh build build/asan
+
+check-unit: $(QUICK:%=$(B)/tests/%)
+	U='$(QUICK)' bash tests/run.sh $(B)
 
 asan-units: $(UNIT) $(B)/tests/test_seqlock_stress_broken
 
@@ -148,7 +157,7 @@ clean:
 	rm -f capstats libcapstats.a $(SONAME) capstats.pc
 	rm -rf build
 
-.PHONY: all units asan-units check deps demo bench install uninstall clean fuzz
+.PHONY: all units asan-units check check-unit deps demo bench install uninstall clean fuzz
 
 # The benchmark's programs (tests/bench/): the traffic generator, the
 # reference libpcap readers (N handles; one capture and N filters in user
@@ -160,7 +169,7 @@ $(B)/bench/gen: tests/bench/gen.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
 
-$(B)/bench/ref: tests/bench/ref.c daemon/daemon.h
+$(B)/bench/ref: tests/bench/ref.c daemon/path.h
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
 
@@ -185,7 +194,7 @@ FUZZ_CFLAGS	 = -std=gnu11 $(WARN) $(if $(filter 1,$(WERROR)),-Werror) -g -O1 \
 		   -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
 		   -fno-sanitize-recover=all
 
-build/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(HDR) $(SRC)
+build/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(UNIT_LIB) $(HDR) $(SRC)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $< $(LDLIBS)
 
@@ -194,16 +203,30 @@ build/fuzz/seed_segment: tests/fuzz/seed_segment.c $(HDR) shm/writer.c shm/reade
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
 
+# A target's dictionary: tests/fuzz/TARGET.dict; the request fuzzer's also
+# has every command of the table, as `capstats -jh` lists it, alone, before
+# its arguments and ending a request.
+FUZZ_DICTS	 = $(patsubst tests/fuzz/%,build/fuzz/%,$(wildcard tests/fuzz/*.dict))
+
+build/fuzz/%.dict: tests/fuzz/%.dict
+	@mkdir -p $(@D)
+	cp $< $@
+
+build/fuzz/fuzz_request.dict: tests/fuzz/fuzz_request.dict $(B)/capstats
+	@mkdir -p $(@D)
+	{ cat $<; $(B)/capstats -jh | sed -n \
+	    's/.*{"command": "\([a-z]*\)".*/"\1"\n"\1 "\n"\1\\x0a"/p'; } >$@
+
 # fuzz_run TARGET[,EXTRA_SEEDS]: an input that takes 10 s fails as a hang;
 # the daemon's loop or a reader stalled that long is a bug.
 fuzz_run = mkdir -p build/fuzz/corpus/$(1) && build/fuzz/$(1) \
 	-max_len=$(shell sed -n 's/^max_len *= *//p' tests/fuzz/$(1).options) \
-	$(if $(wildcard tests/fuzz/$(1).dict),-dict=tests/fuzz/$(1).dict) \
+	$(if $(wildcard tests/fuzz/$(1).dict),-dict=build/fuzz/$(1).dict) \
 	-max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
 	-artifact_prefix=build/fuzz/$(1)- build/fuzz/corpus/$(1) \
 	tests/fuzz/corpus/$(1) $(2)
 
-fuzz: $(FUZZ_TARGETS:%=build/fuzz/%) build/fuzz/seed_segment
+fuzz: $(FUZZ_TARGETS:%=build/fuzz/%) $(FUZZ_DICTS) build/fuzz/seed_segment
 	rm -rf build/fuzz/seeds && mkdir -p build/fuzz/seeds
 	build/fuzz/seed_segment build/fuzz/seeds
 	$(call fuzz_run,fuzz_request)

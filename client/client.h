@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "daemon.h"
+#include "proto.h"
 
 /* Exit statuses. */
 #define EXIT_REFUSED	1	/* the daemon refused, or is not there */
@@ -45,8 +46,10 @@ void fmt_rate(char *buf, size_t len, double v, int units);
 void fmt_time(char *buf, size_t len, uint64_t realtime_ns);
 void json_str(FILE *, const char *);
 void json_row(FILE *, const struct row *);
+/* The printers of the daemon's replies, named in proto.h's command table. */
+void print_ack(const struct options *, const struct rows *);
 void print_list(const struct options *, const struct rows *);
-void print_show(const struct options *, const struct row *);
+void print_show(const struct options *, const struct rows *);
 
 /* local.c: commands answered from the segment alone. */
 int local_poll(const struct options *, const char *name);

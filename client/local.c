@@ -2,6 +2,7 @@
  * local.c: poll, watch and metrics, answered from the segment alone,
  * without a word to the daemon's socket.
  */
+#include <err.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -11,18 +12,9 @@
 #include <time.h>
 
 #include "client.h"
+#include "clock.h"
 
 #define RESTORE_PATIENCE_NS	10000000000ull	/* for a session to come back */
-
-static const char *const states[] = {
-	"free", "running", "error", "stopped"
-};
-
-static const char *
-state_word(uint32_t st)
-{
-	return st < sizeof(states) / sizeof(states[0]) ? states[st] : "unknown";
-}
 
 /* How old a heartbeat may be: the rule of capstats-shm(7), in capstats.h. */
 static uint64_t
@@ -43,13 +35,13 @@ attach(const struct options *o, struct capstats_daemon *d, int quiet)
 
 	if ((cs = capstats_open(o->shm, &rc, err)) == NULL) {
 		if (!quiet)
-			fprintf(stderr, "capstats: %s\n", err);
+			warnx("%s", err);
 		return NULL;
 	}
 	if (capstats_daemon(cs, d) != CAPSTATS_OK ||
 	    (rc = capstats_check(cs, stale_ns(d))) != CAPSTATS_OK) {
 		if (!quiet)
-			fprintf(stderr, "capstats: daemon not %s (%s)\n",
+			warnx("daemon not %s (%s)",
 			    rc == CAPSTATS_E_STALE ? "responding" : "running",
 			    capstats_errmsg(cs));
 		capstats_close(cs);
@@ -80,8 +72,8 @@ poll_json(const struct capstats_info *in, const struct capstats_snapshot *sn,
 	json_str(stdout, in->iface);
 	printf(", \"state\": \"%s\", \"packets\": %" PRIu64 ", \"bytes\": %"
 	    PRIu64 ", \"drops\": %" PRIu64 ", \"if_drops\": %" PRIu64
-	    ", \"last_packet\": ", state_word(sn->state), sn->packets,
-	    sn->bytes, sn->drops, sn->if_drops);
+	    ", \"last_packet\": ", capstats_state_name(sn->state),
+	    sn->packets, sn->bytes, sn->drops, sn->if_drops);
 	if (sn->last_packet_ns == 0)
 		fputs("null", stdout);
 	else
@@ -107,9 +99,9 @@ local_poll(const struct options *o, const char *name)
 		rc = capstats_read(cs, &ref, &sn);
 	if (rc != CAPSTATS_OK) {
 		if (rc == CAPSTATS_E_NOSESSION || rc == CAPSTATS_E_GONE)
-			fprintf(stderr, "capstats: no session named %s\n", name);
+			warnx("no session named %s", name);
 		else
-			fprintf(stderr, "capstats: %s: %s\n", name,
+			warnx("%s: %s", name,
 			    capstats_errmsg(cs));
 		capstats_close(cs);
 		return EXIT_REFUSED;
@@ -123,9 +115,10 @@ local_poll(const struct options *o, const char *name)
 		printf("%s: %s packets, %s bytes, %s drops", name, p, b, dr);
 		/* The error text goes with the state shown, the counters'. */
 		if (sn.state == CAPSTATS_ERROR && info.error[0] != '\0')
-			printf(" (%s: %s)", state_word(sn.state), info.error);
+			printf(" (%s: %s)", capstats_state_name(sn.state),
+			    info.error);
 		else if (sn.state != CAPSTATS_RUNNING)
-			printf(" (%s)", state_word(sn.state));
+			printf(" (%s)", capstats_state_name(sn.state));
 		putchar('\n');
 	}
 	capstats_close(cs);
@@ -205,24 +198,24 @@ watch_attach(struct watch *w)
 	w->have_prev = 0;
 	if ((w->cs = attach(w->o, &d, w->lost)) == NULL) {
 		if (!w->lost)
-			fprintf(stderr, "capstats: waiting for the daemon\n");
+			warnx("waiting for the daemon");
 		w->lost = 1;
 		return -1;
 	}
 	w->stale_ns = stale_ns(&d);
 	if (lookup(w->cs, w->name, &w->ref, &w->info) != CAPSTATS_OK) {
 		if (w->instance == d.instance_id || (w->instance == 0 && !w->lost)) {
-			fprintf(stderr, "capstats: no session named %s\n", w->name);
+			warnx("no session named %s", w->name);
 			return 1;
 		}
 		/* A new daemon restores its sessions just after it starts. */
 		if (w->missing_since == 0) {
 			w->missing_since = now_mono();
-			fprintf(stderr, "capstats: daemon restarted; waiting for "
-			    "session %s\n", w->name);
+			warnx("daemon restarted; waiting for "
+			    "session %s", w->name);
 		} else if (now_mono() - w->missing_since > RESTORE_PATIENCE_NS) {
-			fprintf(stderr, "capstats: session %s did not come back "
-			    "after the restart\n", w->name);
+			warnx("session %s did not come back "
+			    "after the restart", w->name);
 			return 1;
 		}
 		w->lost = 1;
@@ -230,8 +223,8 @@ watch_attach(struct watch *w)
 	}
 	w->missing_since = 0;
 	if (w->lost || (w->instance != 0 && w->instance != d.instance_id))
-		fprintf(stderr, "capstats: daemon restarted (instance %016"
-		    PRIx64 "); counting starts over\n", d.instance_id);
+		warnx("daemon restarted (instance %016"
+		    PRIx64 "); counting starts over", d.instance_id);
 	w->instance = d.instance_id;
 	w->lost = 0;
 	return 0;
@@ -246,10 +239,10 @@ static int
 watch_stale(struct watch *w, int rc)
 {
 	if (rc == CAPSTATS_E_STALE && !w->stale)
-		fprintf(stderr, "capstats: daemon not responding (%s)\n",
+		warnx("daemon not responding (%s)",
 		    capstats_errmsg(w->cs));
 	else if (rc == CAPSTATS_OK && w->stale)
-		fprintf(stderr, "capstats: daemon responding again\n");
+		warnx("daemon responding again");
 	w->stale = rc == CAPSTATS_E_STALE;
 	return w->stale;
 }
@@ -267,18 +260,18 @@ watch_turn(struct watch *w)
 	if (watch_stale(w, rc))
 		return -1;
 	if (rc == CAPSTATS_E_RESTARTED) {
-		fprintf(stderr, "capstats: %s\n", capstats_errmsg(w->cs));
+		warnx("%s", capstats_errmsg(w->cs));
 		rc = watch_attach(w);
 		return rc == 1 ? 1 : -1;
 	}
 	rc = capstats_read(w->cs, &w->ref, &sn);
 	if (rc == CAPSTATS_E_GONE || (rc == CAPSTATS_OK &&
 	    sn.state == CAPSTATS_STOPPED)) {
-		fprintf(stderr, "capstats: session %s stopped\n", w->name);
+		warnx("session %s stopped", w->name);
 		return 1;
 	}
 	if (rc != CAPSTATS_OK) {
-		fprintf(stderr, "capstats: %s: %s\n", w->name,
+		warnx("%s: %s", w->name,
 		    capstats_errmsg(w->cs));
 		return -1;
 	}
@@ -402,7 +395,7 @@ metrics_collect(struct capstats *cs, struct capstats_info **info,
 
 	while ((rc = capstats_next(cs, &ref, &in)) != CAPSTATS_E_NOSESSION) {
 		if (rc != CAPSTATS_OK) {
-			fprintf(stderr, "capstats: %s\n", capstats_errmsg(cs));
+			warnx("%s", capstats_errmsg(cs));
 			if (rc == CAPSTATS_E_BUSY || rc == CAPSTATS_E_INVALID)
 				continue;
 			break;

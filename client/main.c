@@ -1,7 +1,9 @@
 /*
- * main.c: options and the command table. One binary, two roles: with -d
- * it becomes the daemon, otherwise it runs one command as a client.
+ * main.c: options, and the client's half of the command table (proto.h).
+ * One binary, two roles: with -d it becomes the daemon, otherwise it runs
+ * one command as a client.
  */
+#include <err.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -11,25 +13,51 @@
 
 #include "client.h"
 
-typedef int command_fn(const struct options *, int argc, char **argv);
+struct command;
+typedef int command_fn(const struct options *, const struct command *,
+    int argc, char **argv);
+typedef void print_fn(const struct options *, const struct rows *);
+
+/* Who answers a command, and what its first argument is: see proto.h. */
+enum cmd_via { VIA_SOCKET, VIA_SEGMENT };
+enum cmd_first { FIRST_NONE, FIRST_NAME, FIRST_SESSION };
+
+static const char *const via_words[] = {
+	[VIA_SOCKET] = "socket", [VIA_SEGMENT] = "segment"
+};
+static const char *const first_words[] = {
+	[FIRST_NONE] = "none", [FIRST_NAME] = "name",
+	[FIRST_SESSION] = "session"
+};
 
 struct command {
 	const char	*name;
+	enum cmd_via	 via;
+	enum cmd_first	 first;
 	int		 min, max;	/* arguments after the name; -1: any */
 	command_fn	*fn;
-	const char	*usage;
+	print_fn	*print;		/* of the reply; NULL: fn prints */
+	const char	*usage, *help;
 };
 
 static command_fn cmd_remote, cmd_poll, cmd_watch, cmd_metrics;
 
-/* The command table: parsing, argument counts and usage follow it. */
+/*
+ * The client's half of proto.h's command table: a SOCKET command is sent
+ * to the daemon and its reply goes to the row's printer; a SEGMENT command
+ * is cmd_NAME below.
+ */
+#define CLIENT_FN_SOCKET(name)		cmd_remote
+#define CLIENT_FN_SEGMENT(name)		cmd_##name
+#define CLIENT_PRINT_SOCKET(print)	print_##print
+#define CLIENT_PRINT_SEGMENT(print)	NULL
+
 static const struct command commands[] = {
-#define X(name, min, max, usage) { #name, min, max, cmd_remote, usage },
+#define X(name, via, first, min, max, print, usage, help)		\
+	{ #name, VIA_##via, FIRST_##first, min, max, CLIENT_FN_##via(name), \
+	    CLIENT_PRINT_##via(print), usage, help },
 	CTL_COMMANDS
 #undef X
-	{ "poll",    1, 1, cmd_poll,    "poll NAME" },
-	{ "watch",   3, 5, cmd_watch,   "watch NAME frequency SECONDS [count N]" },
-	{ "metrics", 0, 0, cmd_metrics, "metrics" },
 };
 #define NCOMMANDS (int)(sizeof(commands) / sizeof(commands[0]))
 
@@ -43,18 +71,45 @@ usage(int status)
 	    "[-i interface] [-m shmname]\n"
 	    "                [-n sessions] [-S statefile] [-s socket]\n"
 	    "       capstats [-Hj] [-m shmname] [-s socket] command "
-	    "[argument ...]\ncommands:\n");
+	    "[argument ...]\n"
+	    "       capstats [-j] -h\ncommands:\n");
 	for (i = 0; i < NCOMMANDS; i++)
-		fprintf(f, "       %s\n", commands[i].usage);
+		fprintf(f, "       %s\n           %s\n", commands[i].usage,
+		    commands[i].help);
 	exit(status);
+}
+
+/* -jh: the command table for programs (the completion, the tests). */
+static void __attribute__((noreturn))
+usage_json(void)
+{
+	const struct command *c;
+
+	for (c = commands; c < commands + NCOMMANDS; c++) {
+		fputs(c == commands ? "[{\"command\": " : ",\n {\"command\": ",
+		    stdout);
+		json_str(stdout, c->name);
+		printf(", \"via\": \"%s\", \"first\": \"%s\", \"min\": %d, "
+		    "\"max\": ", via_words[c->via], first_words[c->first],
+		    c->min);
+		if (c->max < 0)
+			fputs("null", stdout);
+		else
+			printf("%d", c->max);
+		fputs(", \"usage\": ", stdout);
+		json_str(stdout, c->usage);
+		fputs(", \"help\": ", stdout);
+		json_str(stdout, c->help);
+		putchar('}');
+	}
+	puts("]");
+	exit(0);
 }
 
 static int
 usage_error(const char *fmt, const char *arg)
 {
-	fputs("capstats: ", stderr);
-	fprintf(stderr, fmt, arg);
-	fputc('\n', stderr);
+	warnx(fmt, arg);
 	return EXIT_USAGE;
 }
 
@@ -62,7 +117,7 @@ static const char *
 check_name(const char *name)
 {
 	return ctl_valid_name(name) ? NULL :
-	    "invalid session name '%s': use 1 to 63 characters of A-Za-z0-9._-";
+	    "invalid session name '%s': use " CTL_NAME_RULE;
 }
 
 /* The words of a command, joined by single spaces, as the daemon reads them. */
@@ -89,61 +144,45 @@ join(int argc, char **argv, char *buf, size_t len)
 }
 
 static int
-cmd_remote(const struct options *o, int argc, char **argv)
+cmd_remote(const struct options *o, const struct command *c, int argc,
+    char **argv)
 {
 	char req[CTL_REQUEST_MAX];
-	const char *bad;
 	struct rows rs;
 	int rc;
 
-	if (argc > 1 && strcmp(argv[0], "list") != 0 &&
-	    (bad = check_name(argv[1])) != NULL)
-		return usage_error(bad, argv[1]);
 	if ((rc = join(argc, argv, req, sizeof(req))) != 0)
 		return rc;
 	if ((rc = req_run(o, req, &rs)) != 0) {
 		rows_free(&rs);
 		return rc;
 	}
-	if (strcmp(argv[0], "list") == 0)
-		print_list(o, &rs);
-	else if (strcmp(argv[0], "show") == 0 && rs.n > 0)
-		print_show(o, &rs.v[0]);
-	else if (o->json) {
-		if (rs.n > 0)
-			json_row(stdout, &rs.v[0]);
-		else
-			fputs("{\"ok\": true}", stdout);
-		putchar('\n');
-	}
+	c->print(o, &rs);
 	rows_free(&rs);
 	return 0;
 }
 
 static int
-cmd_poll(const struct options *o, int argc, char **argv)
+cmd_poll(const struct options *o, const struct command *c, int argc,
+    char **argv)
 {
-	const char *bad;
-
+	(void)c;
 	(void)argc;
-	if ((bad = check_name(argv[1])) != NULL)
-		return usage_error(bad, argv[1]);
 	return local_poll(o, argv[1]);
 }
 
 static int
-cmd_watch(const struct options *o, int argc, char **argv)
+cmd_watch(const struct options *o, const struct command *c, int argc,
+    char **argv)
 {
-	const char *bad;
 	double seconds;
 	long count = 0;
+	const char *bad;
 	char *end;
 
-	if ((bad = check_name(argv[1])) != NULL)
-		return usage_error(bad, argv[1]);
 	if (strcmp(argv[2], "frequency") != 0 || argc == 5 ||
 	    (argc == 6 && strcmp(argv[4], "count") != 0))
-		return usage_error("usage: %s", commands[NCOMMANDS - 2].usage);
+		return usage_error("usage: %s", c->usage);
 	errno = 0;
 	seconds = strtod(argv[3], &end);
 	if (*argv[3] == '\0' || *end != '\0' || errno != 0 ||
@@ -151,8 +190,8 @@ cmd_watch(const struct options *o, int argc, char **argv)
 		return usage_error("frequency '%s': give seconds from 0.001 "
 		    "to 86400", argv[3]);
 	if (argc == 6) {
-		count = strtol(argv[5], &end, 10);
-		if (*argv[5] == '\0' || *end != '\0' || count < 1)
+		count = (long)strtonum(argv[5], 1, LONG_MAX, &bad);
+		if (bad != NULL)
 			return usage_error("count '%s': give a whole number "
 			    "of lines, at least 1", argv[5]);
 	}
@@ -161,26 +200,49 @@ cmd_watch(const struct options *o, int argc, char **argv)
 }
 
 static int
-cmd_metrics(const struct options *o, int argc, char **argv)
+cmd_metrics(const struct options *o, const struct command *c, int argc,
+    char **argv)
 {
+	(void)c;
 	(void)argc;
 	(void)argv;
 	return local_metrics(o);
 }
 
+/*
+ * Run the command of ARGV: its word, argument count and session name are
+ * checked against the table before its handler sees it.
+ */
+static int
+command_run(const struct options *o, int argc, char **argv)
+{
+	const struct command *c;
+	const char *bad;
+
+	for (c = commands; c < commands + NCOMMANDS; c++)
+		if (strcmp(argv[0], c->name) == 0)
+			break;
+	if (c == commands + NCOMMANDS)
+		return usage_error("unknown command '%s'; see capstats -h",
+		    argv[0]);
+	if (argc - 1 < c->min || (c->max >= 0 && argc - 1 > c->max))
+		return usage_error("usage: capstats %s", c->usage);
+	if (c->first != FIRST_NONE && argc > 1 &&
+	    (bad = check_name(argv[1])) != NULL)
+		return usage_error(bad, argv[1]);
+	return c->fn(o, c, argc, argv);
+}
+
 static unsigned
 number(const char *s, unsigned min, unsigned max, char flag)
 {
-	unsigned long v;
-	char *end;
+	const char *bad;
+	long long v;
 
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (*s == '\0' || *end != '\0' || errno != 0 || v < min || v > max) {
-		fprintf(stderr, "capstats: -%c %s: give a number from %u to %u\n",
-		    flag, s, min, max);
-		exit(EXIT_USAGE);
-	}
+	v = strtonum(s, min, max, &bad);
+	if (bad != NULL)
+		errx(EXIT_USAGE, "-%c %s: give a number from %u to %u", flag, s,
+		    min, max);
 	return (unsigned)v;
 }
 
@@ -191,8 +253,8 @@ main(int argc, char **argv)
 		.max_sessions = CTL_SESSIONS_DEFAULT,
 		.buffer_kb = CTL_BUFFER_DEFAULT_KB,
 	};
-	bool daemon_only = false;
-	int ch, i;
+	bool daemon_only = false, help = false;
+	int ch;
 
 	o.sock = getenv(CTL_SOCKET_ENV);
 	o.shm = getenv(CTL_SHM_ENV);
@@ -204,7 +266,7 @@ main(int argc, char **argv)
 		case 'D': o.debug = o.foreground = true; daemon_only = true; break;
 		case 'f': o.foreground = true; daemon_only = true; break;
 		case 'g': o.group = optarg; daemon_only = true; break;
-		case 'h': usage(0);
+		case 'h': help = true; break;
 		case 'H': o.units = 1; break;
 		case 'i': o.iface = optarg; daemon_only = true; break;
 		case 'j': o.json = true; break;
@@ -218,6 +280,10 @@ main(int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
+	if (help && o.json)
+		usage_json();
+	if (help)
+		usage(0);
 	if (o.sock == NULL || *o.sock == '\0')
 		o.sock = CTL_SOCKET_DEFAULT;
 	if (o.shm == NULL || *o.shm == '\0')
@@ -232,20 +298,11 @@ main(int argc, char **argv)
 		return daemon_main(&o);
 	}
 	if (daemon_only) {
-		fprintf(stderr, "capstats: -B, -D, -f, -g, -i, -n and -S go "
-		    "with -d\n");
+		warnx("-B, -D, -f, -g, -i, -n and -S go "
+		    "with -d");
 		return EXIT_USAGE;
 	}
 	if (argc == 0)
 		usage(EXIT_USAGE);
-	for (i = 0; i < NCOMMANDS; i++) {
-		if (strcmp(argv[0], commands[i].name) != 0)
-			continue;
-		if (argc - 1 < commands[i].min ||
-		    (commands[i].max >= 0 && argc - 1 > commands[i].max))
-			return usage_error("usage: capstats %s",
-			    commands[i].usage);
-		return commands[i].fn(&o, argc, argv);
-	}
-	return usage_error("unknown command '%s'; see capstats -h", argv[0]);
+	return command_run(&o, argc, argv);
 }

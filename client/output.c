@@ -122,6 +122,19 @@ json_row(FILE *f, const struct row *r)
 	putc('}', f);
 }
 
+/* A reply that only says it was done: nothing, or with -j its row or ok. */
+void
+print_ack(const struct options *o, const struct rows *rs)
+{
+	if (!o->json)
+		return;
+	if (rs->n > 0)
+		json_row(stdout, &rs->v[0]);
+	else
+		fputs("{\"ok\": true}", stdout);
+	putchar('\n');
+}
+
 #define LIST_COLS 7
 
 void
@@ -176,15 +189,21 @@ print_list(const struct options *o, const struct rows *rs)
 }
 
 void
-print_show(const struct options *o, const struct row *r)
+print_show(const struct options *o, const struct rows *rs)
 {
 	static const char *const counts[] = {
 		"packets", "bytes", "drops", "if_drops", NULL
 	};
+	const struct row *r;
 	char buf[64];
 	const char *v;
 	int i;
 
+	if (rs->n == 0) {
+		print_ack(o, rs);
+		return;
+	}
+	r = &rs->v[0];
 	if (o->json) {
 		json_row(stdout, r);
 		putchar('\n');

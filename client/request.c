@@ -6,6 +6,7 @@
 #include <sys/time.h>
 #include <sys/un.h>
 
+#include <err.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,11 +26,11 @@ connect_daemon(const char *path)
 
 	if (strlcpy(sun.sun_path, path, sizeof(sun.sun_path)) >=
 	    sizeof(sun.sun_path)) {
-		fprintf(stderr, "capstats: socket path too long: %s\n", path);
+		warnx("socket path too long: %s", path);
 		return -1;
 	}
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1) {
-		fprintf(stderr, "capstats: socket: %s\n", strerror(errno));
+		warn("socket");
 		return -1;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -37,13 +38,13 @@ connect_daemon(const char *path)
 	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0)
 		return fd;
 	if (errno == ENOENT || errno == ECONNREFUSED)
-		fprintf(stderr, "capstats: daemon not running (no one listens "
-		    "on %s)\n", path);
+		warnx("daemon not running (no one listens "
+		    "on %s)", path);
 	else if (errno == EACCES || errno == EPERM)
-		fprintf(stderr, "capstats: permission denied on %s: not root "
-		    "and not in the daemon's group\n", path);
+		warnx("permission denied on %s: not root "
+		    "and not in the daemon's group", path);
 	else
-		fprintf(stderr, "capstats: %s: %s\n", path, strerror(errno));
+		warn("%s", path);
 	close(fd);
 	return -1;
 }
@@ -74,7 +75,7 @@ reply_error(char *line)
 	strsep(&line, "\t");
 	code = strsep(&line, "\t");
 	msg = line != NULL ? line : "";
-	fprintf(stderr, "capstats: %s\n", msg[0] ? msg : code ? code : "error");
+	warnx("%s", msg[0] ? msg : code ? code : "error");
 	return code != NULL && ctl_status_parse(code) == CTL_BADREQ ?
 	    EXIT_USAGE : EXIT_REFUSED;
 }
@@ -116,10 +117,10 @@ read_reply(FILE *f, struct rows *out, int *status)
 		nlines++;
 	}
 	if (len <= 0 && *status != 0 && ferror(f))
-		fprintf(stderr, "capstats: reading the reply: %s\n",
+		warnx("reading the reply: %s",
 		    errno == EAGAIN ? "timed out" : strerror(errno));
 	else if (len <= 0 && *status != 0)
-		fprintf(stderr, "capstats: the daemon closed the connection\n");
+		warnx("the daemon closed the connection");
 	free(line);
 	if (*status != 0)
 		return -1;
@@ -135,7 +136,7 @@ read_reply(FILE *f, struct rows *out, int *status)
 	return 0;
 nomem:
 	free(line);
-	fprintf(stderr, "capstats: out of memory\n");
+	warnx("out of memory");
 	return -1;
 }
 
@@ -158,13 +159,13 @@ req_run(const struct options *o, const char *request, struct rows *out)
 			return status ? status : EXIT_REFUSED;
 		}
 		close(fd);
-		fprintf(stderr, "capstats: sending the request: %s\n",
+		warnx("sending the request: %s",
 		    strerror(errno));
 		return EXIT_REFUSED;
 	}
 	if ((f = fdopen(fd, "r")) == NULL) {
 		close(fd);
-		fprintf(stderr, "capstats: %s\n", strerror(errno));
+		warnx("%s", strerror(errno));
 		return EXIT_REFUSED;
 	}
 	read_reply(f, out, &status);

@@ -7,10 +7,15 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "daemon.h"
+#include "cmd.h"
+#include "config.h"
 #include "log.h"
+#include "reply.h"
+#include "sess.h"
+#include "state.h"
 
 typedef void cmd_fn(char *args, struct reply *);
+static const char *cmd_usage(const char *name);
 
 /* The next word of *p (words are separated by one space), or NULL. */
 static char *
@@ -59,14 +64,14 @@ row_session(struct reply *r, const struct sess *s, bool full)
 	rep_str(r, "state", sess_state_word(s->state));
 	rep_str(r, "mode", s->path->name);
 	rep_str(r, "mode_reason", s->mode_why);
-	rep_u64(r, "packets", s->packets);
-	rep_u64(r, "bytes", s->bytes);
+	rep_u64(r, "packets", s->t.packets);
+	rep_u64(r, "bytes", s->t.bytes);
 	rep_u64(r, "drops", sess_total_drops(s));
 	rep_u64(r, "if_drops", sess_total_if_drops(s));
 	if (full) {
 		rep_u64(r, "created", s->created_ns);
 		rep_u64(r, "modified", s->modified_ns);
-		rep_u64(r, "last_packet", s->last_packet_ns);
+		rep_u64(r, "last_packet", s->t.last_packet_ns);
 		rep_u64(r, "slot", s->slot);
 		rep_u64(r, "session_id", s->session_id);
 		row_instance(r);
@@ -82,9 +87,8 @@ find_or_fail(const char *name, struct reply *r)
 	struct sess *s;
 
 	if (name == NULL || !ctl_valid_name(name)) {
-		rep_err(r, CTL_BADNAME, "invalid session name '%s': use 1 to %d "
-		    "characters of A-Za-z0-9._-", name ? name : "",
-		    CAPSTATS_NAME_MAX);
+		rep_err(r, CTL_BADNAME, "invalid session name '%s': use "
+		    CTL_NAME_RULE, name ? name : "");
 		return NULL;
 	}
 	if ((s = sess_find(name)) == NULL)
@@ -103,14 +107,26 @@ filter_ok(const char *filter, struct reply *r)
 	return true;
 }
 
-/* The end of a new: the session counts, or the reason it does not. */
+/*
+ * The end of a new: the session counts, or the reason it does not. A
+ * session the state file does not hold would not survive a restart: it
+ * is not kept.
+ */
 static void
 cmd_new_done(uint64_t client, struct sess *s, enum ctl_status st,
     const char *err)
 {
+	char msg[128];
 	struct reply *r;
 
-	if ((r = ctl_resume(client)) == NULL)
+	if (st == CTL_OK && state_save() == -1) {
+		snprintf(msg, sizeof(msg), "cannot save the state file; session "
+		    "%s not created", s->name);
+		sess_stop(s);
+		st = CTL_INTERNAL;
+		err = msg;
+	}
+	if ((r = reply_resume(client)) == NULL)
 		return;
 	if (st != CTL_OK)
 		rep_err(r, st, "%s", err);
@@ -125,7 +141,7 @@ cmd_new_done(uint64_t client, struct sess *s, enum ctl_status st,
 		row_instance(r);
 		rep_ok(r);
 	}
-	ctl_resumed(client);
+	reply_resumed(client);
 }
 
 /* The end of a modify. */
@@ -135,14 +151,15 @@ cmd_modify_done(uint64_t client, struct sess *s, enum ctl_status st,
 {
 	struct reply *r;
 
-	(void)s;
-	if ((r = ctl_resume(client)) == NULL)
+	if (st == CTL_OK && state_save() == -1)
+		log_warnx("session %s: the new filter is not saved", s->name);
+	if ((r = reply_resume(client)) == NULL)
 		return;
 	if (st != CTL_OK)
 		rep_err(r, st, "%s", err);
 	else
 		rep_ok(r);
-	ctl_resumed(client);
+	reply_resumed(client);
 }
 
 /* new NAME [interface IFACE] filter EXPR... */
@@ -162,8 +179,7 @@ cmd_new(char *args, struct reply *r)
 		    (mode = next_word(&args)) != NULL &&
 		    (want = sess_mode_parse(mode)) != -1)
 			continue;
-		rep_err(r, CTL_BADREQ, "usage: new NAME [interface IFACE] "
-		    "[mode auto|pcap|kernel] filter EXPR...");
+		rep_err(r, CTL_BADREQ, "usage: %s", cmd_usage("new"));
 		return;
 	}
 	if (w == NULL) {
@@ -172,8 +188,8 @@ cmd_new(char *args, struct reply *r)
 		return;
 	}
 	if (!ctl_valid_name(name)) {
-		rep_err(r, CTL_BADNAME, "invalid session name '%s': use 1 to %d "
-		    "characters of A-Za-z0-9._-", name, CAPSTATS_NAME_MAX);
+		rep_err(r, CTL_BADNAME, "invalid session name '%s': use "
+		    CTL_NAME_RULE, name);
 		return;
 	}
 	if (sess_name_taken(name)) {
@@ -186,7 +202,7 @@ cmd_new(char *args, struct reply *r)
 		rep_err(r, CTL_BADIFACE, "invalid interface name '%s'", iface);
 		return;
 	}
-	sw.client = r->client;
+	sw.client = r->id;
 	st = sess_new(name, iface, want, args ? args : "", &sw, err,
 	    sizeof(err));
 	if (st != CTL_OK) {
@@ -202,7 +218,7 @@ cmd_modify(char *args, struct reply *r)
 {
 	char *name = next_word(&args), err[512];
 	const char *filter = args ? args : "";
-	struct sess_waiter sw = { cmd_modify_done, r->client };
+	struct sess_waiter sw = { cmd_modify_done, r->id };
 	enum ctl_status st;
 	struct sess *s;
 
@@ -224,6 +240,8 @@ cmd_stop(char *args, struct reply *r)
 	if ((s = find_or_fail(args, r)) == NULL)
 		return;
 	sess_stop(s);
+	if (state_save() == -1)
+		log_warnx("the stop is not saved");
 	rep_ok(r);
 }
 
@@ -251,16 +269,32 @@ cmd_show(char *args, struct reply *r)
 	rep_ok(r);
 }
 
+/* The daemon's half of the command table: the SOCKET commands are its own. */
+#define CMD_FN_SOCKET(name)	cmd_##name
+#define CMD_FN_SEGMENT(name)	NULL
+
 static const struct {
 	const char	*name;
 	int		 min, max;
-	cmd_fn		*fn;
+	cmd_fn		*fn;	/* NULL: the client answers it alone */
 	const char	*usage;
 } commands[] = {
-#define X(name, min, max, usage) { #name, min, max, cmd_##name, usage },
+#define X(name, via, first, min, max, print, usage, help)		\
+	{ #name, min, max, CMD_FN_##via(name), usage },
 	CTL_COMMANDS
 #undef X
 };
+
+static const char *
+cmd_usage(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(name, commands[i].name) == 0)
+			return commands[i].usage;
+	return name;
+}
 
 void
 cmd_exec(char *line, struct reply *r)
@@ -274,7 +308,8 @@ cmd_exec(char *line, struct reply *r)
 		return;
 	}
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-		if (strcmp(word, commands[i].name) != 0)
+		if (commands[i].fn == NULL ||
+		    strcmp(word, commands[i].name) != 0)
 			continue;
 		n = count_words(args);
 		if (n < commands[i].min ||

@@ -12,21 +12,24 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon.h"
+#include "cmd.h"
+#include "config.h"
+#include "ctl.h"
 #include "log.h"
+#include "loop.h"
+#include "reply.h"
 
 #define ACCEPT_PAUSE_NS	(100ull * 1000000u)	/* after EMFILE */
 #define IDLE_NS		(CTL_IDLE_MS * 1000000ull)
 #define PEER_GROUPS_MAX	1024
 #define DISCARD_MAX	(64u << 10)	/* input read and dropped after an error */
-/* What one client may have queued: unsent replies below the budget, and one more. */
-#define OUT_MAX		(CTL_REPLY_BUDGET + CTL_REPLY_MAX)
 
 struct client {
 	struct evsrc		 ev;
@@ -44,12 +47,10 @@ struct client {
 	bool			 waiting;	/* for the answer to its request */
 	size_t			 discarded;
 	uid_t			 uid;
-	uint64_t		 id;		/* never reused */
 };
 
 static TAILQ_HEAD(, client) clients = TAILQ_HEAD_INITIALIZER(clients);
 static unsigned nclients;
-static uint64_t last_id;
 static unsigned nmore;		/* clients with a request waiting */
 static struct evsrc listener = { .fd = -1 };
 static char sockpath[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -59,110 +60,7 @@ static uint64_t accept_paused_until;
 static bool accept_full;	/* no client can make way: the rest wait in the backlog */
 
 static void client_io(struct evsrc *, uint32_t);
-
-/* Replies. */
-
-static void
-rep_grow(struct reply *r, size_t need)
-{
-	size_t cap;
-	char *p;
-
-	if (r->failed || r->len + need <= r->cap)
-		return;
-	for (cap = r->cap ? r->cap : 256; cap < r->len + need; cap *= 2)
-		;
-	if (cap > OUT_MAX)
-		cap = OUT_MAX;
-	if (r->len + need > cap || (p = realloc(r->buf, cap)) == NULL) {
-		r->failed = true;
-		return;
-	}
-	r->buf = p;
-	r->cap = cap;
-}
-
-static void
-rep_put(struct reply *r, const char *s, size_t n)
-{
-	rep_grow(r, n);
-	if (r->failed)
-		return;
-	memcpy(r->buf + r->len, s, n);
-	r->len += n;
-}
-
-/* Values never carry TAB, LF or other control bytes onto the wire. */
-static void
-rep_clean(struct reply *r, const char *s)
-{
-	size_t start = r->len, i;
-
-	rep_put(r, s, strlen(s));
-	if (r->failed)
-		return;
-	for (i = start; i < r->len; i++)
-		if ((unsigned char)r->buf[i] < 0x20 || r->buf[i] == 0x7f)
-			r->buf[i] = ' ';
-}
-
-/* End the row in progress, if any. */
-static void
-rep_eol(struct reply *r)
-{
-	if (r->len > 0 && r->buf[r->len - 1] != '\n')
-		rep_put(r, "\n", 1);
-}
-
-void
-rep_row(struct reply *r)
-{
-	rep_eol(r);
-	rep_put(r, "row", 3);
-}
-
-void
-rep_str(struct reply *r, const char *key, const char *val)
-{
-	rep_put(r, "\t", 1);
-	rep_put(r, key, strlen(key));
-	rep_put(r, "=", 1);
-	rep_clean(r, val);
-}
-
-void
-rep_u64(struct reply *r, const char *key, uint64_t val)
-{
-	char num[24];
-
-	snprintf(num, sizeof(num), "%llu", (unsigned long long)val);
-	rep_str(r, key, num);
-}
-
-void
-rep_ok(struct reply *r)
-{
-	rep_eol(r);
-	rep_put(r, "ok\n", 3);
-}
-
-enum ctl_status
-rep_err(struct reply *r, enum ctl_status st, const char *fmt, ...)
-{
-	char msg[768];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	rep_eol(r);
-	rep_put(r, "error\t", 6);
-	rep_clean(r, ctl_status_word(st));
-	rep_put(r, "\t", 1);
-	rep_clean(r, msg);
-	rep_put(r, "\n", 1);
-	return st;
-}
+static void client_resumed(struct reply *);
 
 /* Clients. */
 
@@ -192,7 +90,7 @@ client_close(struct client *c)
 	c->ev.fd = -1;
 	TAILQ_REMOVE(&clients, c, entry);
 	nclients--;
-	free(c->out.buf);
+	reply_close(&c->out);
 	loop_free_later(c);
 	accept_resume();
 }
@@ -304,7 +202,6 @@ client_request(struct client *c, char *line, size_t len)
 	}
 	log_debug("client uid %u: %s", (unsigned)c->uid, line);
 	client_compact(c);
-	c->out.client = c->id;
 	c->out.later = false;
 	cmd_exec(line, &c->out);
 	c->waiting = c->out.later;
@@ -594,12 +491,12 @@ client_greet(struct client *c)
 	struct reply *r = &c->out;
 	char inst[17];
 
-	rep_put(r, "hello", 5);
+	rep_line(r, "hello");
 	rep_u64(r, "proto", CTL_PROTO_VERSION);
 	rep_u64(r, "pid", (uint64_t)getpid());
 	snprintf(inst, sizeof(inst), "%016llx", (unsigned long long)cfg.instance);
 	rep_str(r, "instance", inst);
-	rep_put(r, "\n", 1);
+	rep_eol(r);
 }
 
 static void
@@ -634,7 +531,7 @@ client_new(int fd)
 	}
 	c->ev.fd = fd;
 	c->ev.fn = client_io;
-	c->id = ++last_id;
+	reply_open(&c->out, client_resumed);
 	c->uid = uc.uid;
 	c->since = now_mono();
 	TAILQ_INSERT_TAIL(&clients, c, entry);
@@ -669,47 +566,26 @@ ctl_accept(struct evsrc *src, uint32_t events)
 	}
 }
 
-static struct client *
-client_by_id(uint64_t id)
+/* The answer that came later is in: send it; the next request is read on this turn. */
+static void
+client_resumed(struct reply *r)
 {
-	struct client *c;
+	struct client *c = (struct client *)((char *)r -
+	    offsetof(struct client, out));
 
-	TAILQ_FOREACH(c, &clients, entry)
-		if (c->id == id)
-			return c;
-	return NULL;
-}
-
-struct reply *
-ctl_resume(uint64_t id)
-{
-	struct client *c = client_by_id(id);
-
-	return c != NULL && c->waiting ? &c->out : NULL;
-}
-
-/* The answer is in: send it; the next request is read on this turn. */
-void
-ctl_resumed(uint64_t id)
-{
-	struct client *c = client_by_id(id);
-
-	if (c == NULL || !c->waiting)
-		return;
 	c->waiting = false;
-	c->out.later = false;
 	c->since = now_mono();
 	client_answered(c);
 }
 
-bool
+static bool
 ctl_any_pending(void)
 {
 	return nmore > 0;
 }
 
 /* Clients with requests read but not yet answered: one more each. */
-void
+static void
 ctl_run_pending(void)
 {
 	struct client *c, *next;
@@ -725,7 +601,7 @@ ctl_run_pending(void)
 	}
 }
 
-void
+static void
 ctl_tick(uint64_t now)
 {
 	struct client *c, *next;
@@ -745,6 +621,12 @@ ctl_tick(uint64_t now)
 			    "for %d s" : "no request for %d s", CTL_IDLE_MS / 1000);
 	}
 }
+
+static struct loop_work ctl_work = {
+	.tick = ctl_tick,
+	.turn = ctl_run_pending,
+	.pending = ctl_any_pending,
+};
 
 /* Does no one listen on the socket at SUN? */
 static bool
@@ -874,6 +756,7 @@ ctl_init(const char *path, char *err, size_t errlen)
 		unlink(path);
 		goto undo;
 	}
+	loop_register(&ctl_work);
 	return 0;
 fail:
 	snprintf(err, errlen, "socket %s: %s", path, strerror(errno));

@@ -22,8 +22,12 @@
 #include <unistd.h>
 
 #include "bpfsys.h"
-#include "daemon.h"
+#include "capstats.h"
+#include "iface.h"
+#include "link.h"
 #include "log.h"
+#include "loop.h"
+#include "path.h"
 #include "xlate.h"
 
 /*
@@ -57,7 +61,7 @@ struct kfamily {
 struct kchunk {
 	struct bpfsys_map	 map;		/* its counters; fd -1: none yet */
 	unsigned		 n, cap;
-	struct sess		**member;	/* by counter index */
+	struct tally		**member;	/* by counter index */
 	struct kfamily		*fam;
 };
 
@@ -115,6 +119,36 @@ skip_outgoing(struct bpf_program *prog, bool any, uint32_t lo)
 }
 
 static LIST_HEAD(, kgroup) groups = LIST_HEAD_INITIALIZER(groups);
+/* Tallies whose counts moved or whose socket failed, for kpath_news(). */
+static TAILQ_HEAD(, tally) news = TAILQ_HEAD_INITIALIZER(news);
+
+static void
+kpath_tell(struct tally *t)
+{
+	if (t->in_news)
+		return;
+	TAILQ_INSERT_TAIL(&news, t, news);
+	t->in_news = true;
+}
+
+static void
+kpath_untell(struct tally *t)
+{
+	if (!t->in_news)
+		return;
+	TAILQ_REMOVE(&news, t, news);
+	t->in_news = false;
+}
+
+struct tally *
+kpath_news(void)
+{
+	struct tally *t;
+
+	if ((t = TAILQ_FIRST(&news)) != NULL)
+		kpath_untell(t);
+	return t;
+}
 static int available = -1;	/* probed once */
 static char unavailable_why[256];
 
@@ -209,7 +243,7 @@ kchunk_load(struct kgroup *g, uint32_t c, char *err, size_t errlen)
 	for (i = 0; i < k->cap && n < CHUNK_SLOTS; i++) {
 		if (k->member[i] == NULL)
 			continue;
-		ks = k->member[i]->path_state;
+		ks = k->member[i]->state;
 		if (ks->member)
 			continue;
 		f[n].insns = (const struct sock_filter *)ks->prog.bf_insns;
@@ -274,8 +308,9 @@ kgroup_find(const char *iface)
 {
 	struct kgroup *g;
 
+	/* A group whose socket failed only waits for its members to go. */
 	LIST_FOREACH(g, &groups, entry)
-		if (strcmp(g->iface, iface) == 0)
+		if (g->ev.fd != -1 && strcmp(g->iface, iface) == 0)
 			return g;
 	return NULL;
 }
@@ -307,8 +342,6 @@ kgroup_get(const char *iface, int dlt, char *err, size_t errlen)
 	g->ev.fn = kgroup_error;
 	for (c = 0; c < CHUNKS; c++)
 		g->chunk[c].map.fd = -1;
-	if (LIST_EMPTY(&groups))
-		fold_timer(true);
 	LIST_INSERT_HEAD(&groups, g, entry);
 	if ((g->progs = bpfsys_progs_create(CHUNKS, err, errlen)) == -1 ||
 	    kgroup_socket(g, err, errlen) == -1) {
@@ -396,8 +429,6 @@ kgroup_put(struct kgroup *g)
 	if (g->progs != -1)
 		close(g->progs);
 	loop_free_later(g);
-	if (LIST_EMPTY(&groups))
-		fold_timer(false);
 }
 
 /* The socket failed: the interface is gone or down; every member fails. */
@@ -405,22 +436,23 @@ static void
 kgroup_error(struct evsrc *src, uint32_t events)
 {
 	struct kgroup *g = (struct kgroup *)src;
-	struct sess **fail;
 	char why[128];
-	unsigned c, i, n = 0;
+	unsigned c, i;
 
 	(void)events;
-	if ((fail = calloc(g->nmembers ? g->nmembers : 1, sizeof(*fail))) == NULL)
-		fatal("kernel path: out of memory");
 	snprintf(why, sizeof(why), "%s: the interface %s", g->iface,
 	    if_nametoindex(g->iface) == 0 ? "disappeared" : "went down");
+	/* Until its members close, the socket must not wake the loop again. */
+	ev_del(&g->ev);
+	close(g->ev.fd);
+	g->ev.fd = -1;
 	for (c = 0; c < g->nchunks; c++)
 		for (i = 0; i < g->chunk[c].cap; i++)
-			if (g->chunk[c].member[i] != NULL && n < g->nmembers)
-				fail[n++] = g->chunk[c].member[i];
-	for (i = 0; i < n; i++)
-		sess_fail(fail[i], why);	/* the last one frees g */
-	free(fail);
+			if (g->chunk[c].member[i] != NULL) {
+				strlcpy(g->chunk[c].member[i]->failed, why,
+				    sizeof(g->chunk[c].member[i]->failed));
+				kpath_tell(g->chunk[c].member[i]);
+			}
 }
 
 /* A free counter of link C, cleared for a new session; its index or -1. */
@@ -465,7 +497,7 @@ kgroup_plain_chunk(struct kgroup *g, char *err, size_t errlen)
 
 /* Put S in link C at index I and load the link; undone on failure. */
 static int
-kgroup_join(struct kgroup *g, struct sess *s, uint32_t c, uint32_t i,
+kgroup_join(struct kgroup *g, struct tally *s, uint32_t c, uint32_t i,
     char *err, size_t errlen)
 {
 	struct kchunk *k = &g->chunk[c];
@@ -539,7 +571,7 @@ kfamily_room(struct kfamily *fam, uint32_t key)
 
 /* Add S, whose state KS holds its program, to link C's family under KEY. */
 static int
-kfamily_add(struct kgroup *g, uint32_t c, struct sess *s, struct kstate *ks,
+kfamily_add(struct kgroup *g, uint32_t c, struct tally *s, struct kstate *ks,
     uint32_t key, char *err, size_t errlen)
 {
 	struct kchunk *k = &g->chunk[c];
@@ -591,7 +623,7 @@ kfamily_fits(const struct kchunk *k, const struct bpf_program *prog,
 
 /* Join S to a family that has its program: the map changes, not a program. */
 static int
-kfamily_join(struct kgroup *g, struct sess *s, struct kstate *ks)
+kfamily_join(struct kgroup *g, struct tally *s, struct kstate *ks)
 {
 	char err[256];
 	uint32_t c, key;
@@ -623,7 +655,7 @@ kfamily_partner(struct kgroup *g, const struct bpf_program *prog,
 		for (i = 0; i < k->cap; i++) {
 			if (k->member[i] == NULL)
 				continue;
-			o = k->member[i]->path_state;
+			o = k->member[i]->state;
 			if (o->prog.bf_len == prog->bf_len &&
 			    xlate_family((const struct sock_filter *)
 			    o->prog.bf_insns, (const struct sock_filter *)
@@ -640,7 +672,7 @@ kfamily_partner(struct kgroup *g, const struct bpf_program *prog,
  * where it is). 0, or -1 when there is none to make.
  */
 static int
-kfamily_start(struct kgroup *g, struct sess *s, struct kstate *ks)
+kfamily_start(struct kgroup *g, struct tally *s, struct kstate *ks)
 {
 	struct kfamily *fam;
 	struct kchunk *k;
@@ -690,7 +722,7 @@ fail:
 }
 
 static enum ctl_status
-kpath_open(struct sess *s, const struct bpf_program *prog, int dlt, char *err,
+kpath_open(struct tally *s, const struct bpf_program *prog, int dlt, char *err,
     size_t errlen)
 {
 	struct kstate *ks;
@@ -714,7 +746,7 @@ kpath_open(struct sess *s, const struct bpf_program *prog, int dlt, char *err,
 	ks->g = g;
 	ks->base_packets = s->packets;
 	ks->base_bytes = s->bytes;
-	s->path_state = ks;
+	s->state = ks;
 	if (kfamily_join(g, s, ks) == 0 || kfamily_start(g, s, ks) == 0)
 		return CTL_OK;
 	st = CTL_FULL;
@@ -729,7 +761,7 @@ kpath_open(struct sess *s, const struct bpf_program *prog, int dlt, char *err,
 	}
 	return CTL_OK;
 fail:
-	s->path_state = NULL;
+	s->state = NULL;
 	if (g != NULL)
 		kgroup_put(g);
 	pcap_freecode(&ks->prog);
@@ -807,10 +839,10 @@ undo:
 }
 
 static enum ctl_status
-kpath_refilter(struct sess *s, const struct bpf_program *in, int dlt,
+kpath_refilter(struct tally *s, const struct bpf_program *in, int dlt,
     char *err, size_t errlen)
 {
-	struct kstate *ks = s->path_state;
+	struct kstate *ks = s->state;
 	struct bpf_program prog, old;
 	enum ctl_status st;
 
@@ -839,7 +871,7 @@ kpath_refilter(struct sess *s, const struct bpf_program *in, int dlt,
 
 /* Nothing is queued to this path: its counters are folded on a timer. */
 static int
-kpath_collect(struct sess *s, int budget, char *err, size_t errlen)
+kpath_collect(struct tally *s, int budget, char *err, size_t errlen)
 {
 	(void)s;
 	(void)budget;
@@ -850,9 +882,9 @@ kpath_collect(struct sess *s, int budget, char *err, size_t errlen)
 
 /* Copy one member's sums from the group's last fetch. */
 static bool
-kpath_take(struct sess *s, uint64_t now_real_ns)
+kpath_take(struct tally *s, uint64_t now_real_ns)
 {
-	struct kstate *ks = s->path_state;
+	struct kstate *ks = s->state;
 	struct xlate_count c;
 	uint64_t packets;
 
@@ -868,15 +900,15 @@ kpath_take(struct sess *s, uint64_t now_real_ns)
 
 /* The fold keeps the counts; this path drops nothing. */
 static void
-kpath_stats(struct sess *s)
+kpath_stats(struct tally *s)
 {
 	(void)s;
 }
 
 static void
-kpath_close(struct sess *s)
+kpath_close(struct tally *s)
 {
-	struct kstate *ks = s->path_state;
+	struct kstate *ks = s->state;
 	struct kgroup *g = ks->g;
 	struct kchunk *k = &g->chunk[ks->chunk];
 	bool member = ks->member;
@@ -894,11 +926,12 @@ kpath_close(struct sess *s)
 	/* The last counts, now that nothing counts for S. */
 	if (bpfsys_map_fetch(&k->map, err, sizeof(err)) == 0)
 		kpath_take(s, now_real());
+	kpath_untell(s);
 	kgroup_trim(g);
 	kgroup_put(g);
 	pcap_freecode(&ks->prog);
 	free(ks);
-	s->path_state = NULL;
+	s->state = NULL;
 }
 
 /*
@@ -920,7 +953,7 @@ kpath_shutdown(void)
 	}
 }
 
-/* Fold every group's counters into its sessions and publish what moved. */
+/* Fold every group's counters into its tallies; what moved is news. */
 void
 kpath_fold(void)
 {
@@ -943,7 +976,7 @@ kpath_fold(void)
 			for (i = 0; i < k->cap; i++)
 				if (k->member[i] != NULL &&
 				    kpath_take(k->member[i], now))
-					sess_publish(k->member[i]);
+					kpath_tell(k->member[i]);
 		}
 }
 

@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "daemon.h"
+#include "link.h"
 
 #define SLL_HDR		16	/* struct sll_header */
 #define SLL2_HDR	20	/* struct sll2_header */

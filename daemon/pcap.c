@@ -1,7 +1,7 @@
 /*
  * pcap.c: the libpcap counting path. One capture handle per session, with
  * the filter in the kernel, a small snapshot length and a ring of frames;
- * each packet costs one callback that adds to the session's totals.
+ * each packet costs one callback that adds to the session's tally.
  */
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -16,8 +16,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon.h"
+#include "compile.h"
+#include "config.h"
+#include "iface.h"
+#include "link.h"
 #include "log.h"
+#include "path.h"
 
 /*
  * The kernel runs the filter on the whole packet whatever the snapshot
@@ -68,8 +72,8 @@ struct pcap_state {
 static void
 count_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *bytes)
 {
-	struct sess *s = (struct sess *)user;
-	struct pcap_state *ps = s->path_state;
+	struct tally *s = (struct tally *)user;
+	struct pcap_state *ps = s->state;
 	uint64_t ts;
 
 	(void)bytes;
@@ -151,7 +155,7 @@ prepare(const struct bpf_program *prog, int dlt, struct bpf_program *out)
 }
 
 static pcap_t *
-handle_create(struct sess *s, int snaplen, char *err, size_t errlen,
+handle_create(struct tally *s, int snaplen, char *err, size_t errlen,
     enum ctl_status *st)
 {
 	char ebuf[PCAP_ERRBUF_SIZE];
@@ -216,7 +220,7 @@ handle_flush(pcap_t *p, char *err, size_t errlen)
  * what came before.
  */
 static enum ctl_status
-handle_open(struct sess *s, const struct bpf_program *prog, int dlt,
+handle_open(struct tally *s, const struct bpf_program *prog, int dlt,
     pcap_t **out, uint64_t *since, char *err, size_t errlen)
 {
 	struct bpf_program ours;
@@ -247,7 +251,7 @@ done:
 }
 
 static enum ctl_status
-pcap_path_open(struct sess *s, const struct bpf_program *prog, int dlt,
+pcap_path_open(struct tally *s, const struct bpf_program *prog, int dlt,
     char *err, size_t errlen)
 {
 	struct pcap_state *ps;
@@ -263,7 +267,7 @@ pcap_path_open(struct sess *s, const struct bpf_program *prog, int dlt,
 		free(ps);
 		return st;
 	}
-	s->path_state = ps;
+	s->state = ps;
 	s->ev.fd = pcap_get_selectable_fd(ps->p);
 	return CTL_OK;
 }
@@ -275,13 +279,13 @@ pcap_path_open(struct sess *s, const struct bpf_program *prog, int dlt,
  * nothing is missed and nothing is counted twice; what comes later reaches
  * only the new ring.
  */
-static void pcap_path_stats(struct sess *);
+static void pcap_path_stats(struct tally *);
 
 static enum ctl_status
-pcap_path_refilter(struct sess *s, const struct bpf_program *prog, int dlt,
+pcap_path_refilter(struct tally *s, const struct bpf_program *prog, int dlt,
     char *err, size_t errlen)
 {
-	struct pcap_state *ps = s->path_state;
+	struct pcap_state *ps = s->state;
 	enum ctl_status st;
 	uint64_t t;
 	pcap_t *p;
@@ -312,9 +316,9 @@ pcap_path_refilter(struct sess *s, const struct bpf_program *prog, int dlt,
 }
 
 static int
-pcap_path_collect(struct sess *s, int budget, char *err, size_t errlen)
+pcap_path_collect(struct tally *s, int budget, char *err, size_t errlen)
 {
-	struct pcap_state *ps = s->path_state;
+	struct pcap_state *ps = s->state;
 	int n;
 
 	n = pcap_dispatch(ps->p, budget, count_packet, (u_char *)s);
@@ -326,9 +330,9 @@ pcap_path_collect(struct sess *s, int budget, char *err, size_t errlen)
 }
 
 static void
-pcap_path_stats(struct sess *s)
+pcap_path_stats(struct tally *s)
 {
-	struct pcap_state *ps = s->path_state;
+	struct pcap_state *ps = s->state;
 	struct pcap_stat st;
 
 	if (pcap_stats(ps->p, &st) == 0) {
@@ -338,13 +342,13 @@ pcap_path_stats(struct sess *s)
 }
 
 static void
-pcap_path_close(struct sess *s)
+pcap_path_close(struct tally *s)
 {
-	struct pcap_state *ps = s->path_state;
+	struct pcap_state *ps = s->state;
 
 	pcap_close(ps->p);
 	free(ps);
-	s->path_state = NULL;
+	s->state = NULL;
 }
 
 const struct path_ops pcap_path = {

@@ -10,7 +10,7 @@
 #include <pcap/pcap.h>
 #include <stdio.h>
 
-#include "daemon.h"
+#include "pcaplib.h"
 
 #ifndef PCAP_SONAME
 #error "PCAP_SONAME: the file name libpcap is loaded from (see Makefile)"

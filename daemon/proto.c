@@ -6,11 +6,8 @@
 
 #include "proto.h"
 
-static const struct {
-	const char *word;
-	const char *text;
-} statuses[] = {
-#define X(e, word, text) { word, text },
+static const char *const statuses[] = {
+#define X(e, word) word,
 	CTL_STATUSES
 #undef X
 };
@@ -18,13 +15,7 @@ static const struct {
 const char *
 ctl_status_word(enum ctl_status st)
 {
-	return st < CTL_NSTATUS ? statuses[st].word : "internal";
-}
-
-const char *
-ctl_status_text(enum ctl_status st)
-{
-	return st < CTL_NSTATUS ? statuses[st].text : "internal error";
+	return st < CTL_NSTATUS ? statuses[st] : "internal";
 }
 
 enum ctl_status
@@ -33,7 +24,7 @@ ctl_status_parse(const char *word)
 	int i;
 
 	for (i = 0; i < CTL_NSTATUS; i++)
-		if (strcmp(word, statuses[i].word) == 0)
+		if (strcmp(word, statuses[i]) == 0)
 			return i;
 	return CTL_NSTATUS;
 }

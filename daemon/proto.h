@@ -70,48 +70,83 @@
  * travels on the wire; the client turns every code but OK into exit 1,
  * and BADREQ into exit 2.
  */
-#define CTL_STATUSES					\
-	X(CTL_OK,	 "ok",		"ok")			\
-	X(CTL_BADREQ,	 "badreq",	"bad request")		\
-	X(CTL_NOSESSION, "nosession",	"no such session")	\
-	X(CTL_EXISTS,	 "exists",	"session exists")	\
-	X(CTL_BADNAME,	 "badname",	"bad session name")	\
-	X(CTL_BADFILTER, "badfilter",	"bad filter")		\
-	X(CTL_BADIFACE,	 "badiface",	"bad interface")	\
-	X(CTL_FULL,	 "full",	"session limit reached")\
-	X(CTL_PERM,	 "perm",	"permission denied")	\
-	X(CTL_NOMEM,	 "nomem",	"out of memory")	\
-	X(CTL_TOOLONG,	 "toolong",	"request too long")	\
-	X(CTL_INTERNAL,	 "internal",	"internal error")	\
-	X(CTL_UNSUPPORTED, "unsupported", "not supported here")	\
-	X(CTL_BUSY,	 "busy",	"busy")
+#define CTL_STATUSES			\
+	X(CTL_OK,		"ok")			\
+	X(CTL_BADREQ,		"badreq")		\
+	X(CTL_NOSESSION,	"nosession")		\
+	X(CTL_EXISTS,		"exists")		\
+	X(CTL_BADNAME,		"badname")		\
+	X(CTL_BADFILTER,	"badfilter")		\
+	X(CTL_BADIFACE,		"badiface")		\
+	X(CTL_FULL,		"full")			\
+	X(CTL_PERM,		"perm")			\
+	X(CTL_NOMEM,		"nomem")			\
+	X(CTL_TOOLONG,		"toolong")		\
+	X(CTL_INTERNAL,		"internal")		\
+	X(CTL_UNSUPPORTED,	"unsupported")	\
+	X(CTL_BUSY,		"busy")
 
 enum ctl_status {
-#define X(e, word, text) e,
+#define X(e, word) e,
 	CTL_STATUSES
 #undef X
 	CTL_NSTATUS
 };
 
 /*
- * The commands the daemon answers, with their argument counts (words after
- * the command; -1: no upper bound) and usage. The client's table adds the
- * commands it answers from the segment alone.
+ * The commands: one row each, in the order of `capstats -h` and capstats(8).
+ * Everything about a command but its handler is here: cmd.c dispatches on
+ * it, the client parses, checks, prints and explains from it, and the bash
+ * completion and the tests read it back from `capstats -jh`. The columns:
+ *   name	the word; answered by cmd_NAME, in cmd.c for a SOCKET command
+ *		and in client/main.c for a SEGMENT one
+ *   via	SOCKET: the daemon answers over the socket; SEGMENT: the
+ *		client alone, from the segment
+ *   first	the first word after the command: NONE, NAME (a new
+ *		session's name) or SESSION (a live session's name)
+ *   min, max	words after the command (-1: no upper bound)
+ *   print	how the client prints the daemon's reply: ack (nothing, or
+ *		with -j the row), list, show; self for a SEGMENT command
+ *   usage	its synopsis, as capstats(8) has it
+ *   help	what it does, in a few words, as the README has it
  */
 #define CTL_COMMANDS							\
-	X(new,	  2, -1, "new NAME [interface IFACE] [mode auto|pcap|kernel] filter EXPR...") \
-	X(modify, 1, -1, "modify NAME EXPR...")				\
-	X(stop,	  1,  1, "stop NAME")					\
-	X(list,	  0,  0, "list")					\
-	X(show,	  1,  1, "show NAME")
+	/* name	   via	    first    min max print */			\
+	X(new,	   SOCKET,  NAME,    2, -1, ack,			\
+	    "new NAME [interface IFACE] "				\
+	    "[mode auto|pcap|kernel] filter EXPR...",			\
+	    "start counting")						\
+	X(modify,  SOCKET,  SESSION, 1, -1, ack,			\
+	    "modify NAME EXPR...",					\
+	    "swap the filter, counters go on")				\
+	X(stop,	   SOCKET,  SESSION, 1,  1, ack,			\
+	    "stop NAME",						\
+	    "end the session")						\
+	X(list,	   SOCKET,  NONE,    0,  0, list,			\
+	    "list",							\
+	    "one row per session")					\
+	X(show,	   SOCKET,  SESSION, 1,  1, show,			\
+	    "show NAME",						\
+	    "everything about one session")				\
+	X(poll,	   SEGMENT, SESSION, 1,  1, self,			\
+	    "poll NAME",						\
+	    "the counters, once")					\
+	X(watch,   SEGMENT, SESSION, 3,  5, self,			\
+	    "watch NAME frequency SECONDS [count N]",			\
+	    "counters and rates, repeatedly")				\
+	X(metrics, SEGMENT, NONE,    0,  0, self,			\
+	    "metrics",							\
+	    "all sessions in the Prometheus text format")
 
-/* Status word for the wire, and text for people. */
+/* Status word for the wire. */
 const char *ctl_status_word(enum ctl_status);
-const char *ctl_status_text(enum ctl_status);
 /* Parse a status word; CTL_NSTATUS when unknown. */
 enum ctl_status ctl_status_parse(const char *);
 
-/* 1 to CAPSTATS_NAME_MAX characters of A-Za-z0-9._- */
+/* 1 to CAPSTATS_NAME_MAX characters of A-Za-z0-9._-, as messages say it */
+#define CTL_STR_(x)		#x
+#define CTL_STR(x)		CTL_STR_(x)
+#define CTL_NAME_RULE		"1 to " CTL_STR(CAPSTATS_NAME_MAX) " characters of A-Za-z0-9._-"
 bool ctl_valid_name(const char *);
 /* 1 to CAPSTATS_IFACE_MAX printable characters, no '/', no space */
 bool ctl_valid_iface(const char *);

@@ -18,14 +18,20 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon.h"
+#include "compile.h"
+#include "config.h"
+#include "iface.h"
 #include "log.h"
+#include "loop.h"
+#include "sess.h"
 #include "writer.h"
 
 #define BURST		4096	/* packets per session per loop turn */
+#define FOLD_NS		(2000000ull)	/* kernel counts reach the segment */
 #define RETRY_MIN_NS	(1000000000ull)		/* a failed session tries */
 #define RETRY_MAX_NS	(300 * RETRY_MIN_NS)	/* again after 1 s to 5 min */
-#define HEARTBEAT_NS	(50ull * 1000000u)
+#define HEARTBEAT_NS	(LOOP_TICK_MS * 1000000ull)
+#define STATS_TICKS	2	/* drop counters every other tick */
 
 /* What a session's compile in flight is for. */
 enum sess_op {
@@ -41,13 +47,13 @@ static struct shmw *shm;
 static unsigned nsess, nstarting;
 static unsigned npending;	/* sessions whose last turn hit its budget */
 static TAILQ_HEAD(, sess) polled = TAILQ_HEAD_INITIALIZER(polled);
+static unsigned nkernel;	/* sessions counting on the kernel path */
 
-static const char *const state_words[] = {
-	[CAPSTATS_FREE] = "free",
-	[CAPSTATS_RUNNING] = "running",
-	[CAPSTATS_ERROR] = "error",
-	[CAPSTATS_STOPPED] = "stopped",
-};
+static void sess_poll_tick(void);
+static void sess_fold(void);
+static void sess_fail(struct sess *, const char *);
+static struct periodic polltick = { .period_ns = POLL_NS, .fn = sess_poll_tick };
+static struct periodic fold = { .period_ns = FOLD_NS, .fn = sess_fold };
 
 static const char *const mode_words[] = {
 	[SESS_AUTO] = "auto",
@@ -75,20 +81,29 @@ sess_mode_parse(const char *w)
 const char *
 sess_state_word(enum capstats_state st)
 {
-	return st <= CAPSTATS_STOPPED ? state_words[st] : "unknown";
+	return capstats_state_name(st);
 }
 
 uint64_t
 sess_total_drops(const struct sess *s)
 {
-	return s->drops_base + s->drops;
+	return s->t.drops_base + s->t.drops;
 }
 
 uint64_t
 sess_total_if_drops(const struct sess *s)
 {
-	return s->if_drops_base + s->if_drops;
+	return s->t.if_drops_base + s->t.if_drops;
 }
+
+static void sess_tick(uint64_t);
+static void sess_run_pending(void);
+static bool sess_any_pending(void);
+static struct loop_work sess_work = {
+	.tick = sess_tick,
+	.turn = sess_run_pending,
+	.pending = sess_any_pending,
+};
 
 int
 sess_init(const char *shmname, uint32_t max_sessions, char *err, size_t errlen)
@@ -105,6 +120,7 @@ sess_init(const char *shmname, uint32_t max_sessions, char *err, size_t errlen)
 	if (shmw_vacated(shm) != NULL)
 		log_warnx("%s", shmw_vacated(shm));
 	shmw_heartbeat(shm, now_mono());
+	loop_register(&sess_work);
 	return 0;
 }
 
@@ -156,16 +172,16 @@ sess_describe(struct sess *s)
 static void
 sess_counts(const struct sess *s, struct shmw_counts *c)
 {
-	c->packets = s->packets;
-	c->bytes = s->bytes;
+	c->packets = s->t.packets;
+	c->bytes = s->t.bytes;
 	c->drops = sess_total_drops(s);
 	c->if_drops = sess_total_if_drops(s);
-	c->last_packet_ns = s->last_packet_ns;
+	c->last_packet_ns = s->t.last_packet_ns;
 	c->state = s->state;
 	c->mode = s->mode;
 }
 
-void
+static void
 sess_publish(struct sess *s)
 {
 	struct shmw_counts c;
@@ -190,9 +206,9 @@ sess_collect(struct sess *s, uint32_t events)
 	socklen_t len = sizeof(int);
 	int n, soerr = 0;
 
-	n = s->path->collect(s, BURST, err, sizeof(err));
+	n = s->path->collect(&s->t, BURST, err, sizeof(err));
 	if (n == 0 && (events & (EPOLLERR | EPOLLHUP))) {
-		getsockopt(s->ev.fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+		getsockopt(s->t.ev.fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
 		if (soerr == 0 || soerr == ENETDOWN)
 			snprintf(err, sizeof(err), "%s: the interface went down",
 			    s->iface);
@@ -216,16 +232,16 @@ sess_polled_list(struct sess *s, bool on)
 {
 	bool was_empty = TAILQ_EMPTY(&polled);
 
-	if (s->polled == on)
+	if (s->t.polled == on)
 		return;
 	if (on)
 		TAILQ_INSERT_TAIL(&polled, s, poll_entry);
 	else
 		TAILQ_REMOVE(&polled, s, poll_entry);
-	s->polled = on;
+	s->t.polled = on;
 	s->idle = 0;
 	if (TAILQ_EMPTY(&polled) != was_empty)
-		poll_timer(was_empty);
+		loop_every(&polltick, was_empty);
 }
 
 /*
@@ -238,8 +254,8 @@ static void
 sess_poll(struct sess *s, bool on)
 {
 	if (on)
-		ev_del(&s->ev);
-	else if (ev_add(&s->ev, EPOLLIN) == -1) {
+		ev_del(&s->t.ev);
+	else if (ev_add(&s->t.ev, EPOLLIN) == -1) {
 		log_warn("session %s: epoll", s->name);
 		return;
 	}
@@ -256,14 +272,14 @@ sess_io(struct evsrc *src, uint32_t events)
 	struct sess *s = (struct sess *)src;
 	uint64_t now = now_mono();
 
-	if (sess_collect(s, events) > 0 && !s->polled &&
+	if (sess_collect(s, events) > 0 && !s->t.polled &&
 	    now - s->woken_ns < POLL_NS)
 		sess_poll(s, true);
 	s->woken_ns = now;
 }
 
 /* Read every polled session; one that stays empty is woken again. */
-void
+static void
 sess_poll_tick(void)
 {
 	struct sess *s, *next;
@@ -278,18 +294,45 @@ sess_poll_tick(void)
 	}
 }
 
-bool
+static bool
 sess_any_pending(void)
 {
 	return npending > 0;
 }
 
-/* Sessions whose last turn hit the budget may have packets epoll cannot see. */
-void
+/* Publish what the kernel path counted; fail what it lost. */
+static void
+sess_news(void)
+{
+	struct tally *t;
+	struct sess *s;
+
+	while ((t = kpath_news()) != NULL) {
+		s = (struct sess *)t;
+		if (t->failed[0] != '\0')
+			sess_fail(s, t->failed);
+		else
+			sess_publish(s);
+	}
+}
+
+static void
+sess_fold(void)
+{
+	kpath_fold();
+	sess_news();
+}
+
+/*
+ * Each turn: what the kernel path has to tell, and the sessions whose
+ * last turn hit the budget, which may have packets epoll cannot see.
+ */
+static void
 sess_run_pending(void)
 {
 	struct sess *s, *next;
 
+	sess_news();
 	if (npending == 0)
 		return;
 	for (s = TAILQ_FIRST(&sessions); s != NULL; s = next) {
@@ -323,7 +366,7 @@ sess_open_path(struct sess *s, const struct compiled *c, char *err,
 		} else {
 			s->path = &kernel_path;
 			s->mode = CAPSTATS_MODE_KERNEL;
-			st = kernel_path.open(s, c->prog, c->dlt, err, errlen);
+			st = kernel_path.open(&s->t, c->prog, c->dlt, err, errlen);
 			if (st == CTL_OK) {
 				snprintf(s->mode_why, sizeof(s->mode_why), "%s",
 				    s->want == SESS_KERNEL ? "asked for" :
@@ -342,7 +385,7 @@ sess_open_path(struct sess *s, const struct compiled *c, char *err,
 		snprintf(s->mode_why, sizeof(s->mode_why), "asked for");
 	s->path = &pcap_path;
 	s->mode = CAPSTATS_MODE_PCAP;
-	return pcap_path.open(s, c->prog, c->dlt, err, errlen);
+	return pcap_path.open(&s->t, c->prog, c->dlt, err, errlen);
 }
 
 /* Start the path; on success the session is RUNNING and in the loop. */
@@ -351,20 +394,23 @@ sess_open(struct sess *s, const struct compiled *c, char *err, size_t errlen)
 {
 	enum ctl_status st;
 
-	s->ev.fd = -1;
-	s->ev.fn = sess_io;
+	s->t.ev.fd = -1;
+	s->t.ev.fn = sess_io;
+	s->t.failed[0] = '\0';
 	if ((st = sess_open_path(s, c, err, errlen)) != CTL_OK)
 		return st;
 	if (s->mode == CAPSTATS_MODE_PCAP &&
 	    (s->flags & CAPSTATS_F_MODE_FALLBACK))
 		log_info("session %s: counting with libpcap: %s", s->name,
 		    s->mode_why);
-	if (s->ev.fd != -1 && ev_add(&s->ev, EPOLLIN) == -1) {
+	if (s->t.ev.fd != -1 && ev_add(&s->t.ev, EPOLLIN) == -1) {
 		snprintf(err, errlen, "epoll: %s", strerror(errno));
-		s->path->close(s);
-		s->ev.fd = -1;
+		s->path->close(&s->t);
+		s->t.ev.fd = -1;
 		return CTL_INTERNAL;
 	}
+	if (s->path == &kernel_path && nkernel++ == 0)
+		loop_every(&fold, true);
 	s->state = CAPSTATS_RUNNING;
 	s->error[0] = '\0';
 	s->retry_ns = 0;
@@ -377,13 +423,15 @@ sess_close(struct sess *s)
 {
 	if (s->state != CAPSTATS_RUNNING)
 		return;
-	s->path->stats(s);
-	ev_del(&s->ev);
-	s->path->close(s);
-	s->ev.fd = -1;
-	s->drops_base += s->drops;
-	s->if_drops_base += s->if_drops;
-	s->drops = s->if_drops = 0;
+	s->path->stats(&s->t);
+	ev_del(&s->t.ev);
+	s->path->close(&s->t);
+	s->t.ev.fd = -1;
+	if (s->path == &kernel_path && --nkernel == 0)
+		loop_every(&fold, false);
+	s->t.drops_base += s->t.drops;
+	s->t.if_drops_base += s->t.if_drops;
+	s->t.drops = s->t.if_drops = 0;
 	sess_set_pending(s, false);
 	sess_polled_list(s, false);
 }
@@ -409,7 +457,7 @@ sess_backoff(struct sess *s, const char *why)
 	sess_publish(s);
 }
 
-void
+static void
 sess_fail(struct sess *s, const char *why)
 {
 	sess_close(s);
@@ -433,7 +481,7 @@ sess_free(struct sess *s)
 {
 	free(s->filter);
 	free(s->next_filter);
-	s->ev.fd = -1;
+	s->t.ev.fd = -1;
 	loop_free_later(s);
 }
 
@@ -463,7 +511,9 @@ sess_alloc(const char *name, const char *iface, enum sess_mode want,
 	}
 	strlcpy(s->name, name, sizeof(s->name));
 	strlcpy(s->iface, iface, sizeof(s->iface));
-	s->ev.fd = -1;
+	s->t.name = s->name;
+	s->t.iface = s->iface;
+	s->t.ev.fd = -1;
 	s->path = &pcap_path;
 	s->mode = CAPSTATS_MODE_PCAP;
 	s->want = want;
@@ -514,7 +564,7 @@ sess_new(const char *name, const char *iface, enum sess_mode want,
 
 	if ((st = sess_room(err, errlen)) != CTL_OK)
 		return st;
-	if (iface == NULL && (iface = sess_default_iface(err, errlen)) == NULL)
+	if (iface == NULL && (iface = iface_default(err, errlen)) == NULL)
 		return CTL_BADIFACE;
 	if ((s = sess_alloc(name, iface, want, filter)) == NULL ||
 	    sess_compile(s, OP_NEW, filter, false) == -1) {
@@ -545,13 +595,6 @@ sess_new_compiled(struct sess *s, const struct compiled *c)
 	if (st != CTL_OK) {
 		sess_answer(s, st, err);
 		sess_free(s);
-		return;
-	}
-	if (state_save() == -1) {
-		snprintf(err, sizeof(err), "cannot save the state file; session "
-		    "%s not created", s->name);
-		sess_answer(s, CTL_INTERNAL, err);
-		sess_stop(s);
 		return;
 	}
 	sess_answer(s, CTL_OK, "");
@@ -632,7 +675,7 @@ sess_refilter(struct sess *s, const struct compiled *c, char *err,
 {
 	enum ctl_status st;
 
-	st = s->path->refilter(s, c->prog, c->dlt, err, errlen);
+	st = s->path->refilter(&s->t, c->prog, c->dlt, err, errlen);
 	if ((st == CTL_BADFILTER || st == CTL_UNSUPPORTED) &&
 	    s->path == &kernel_path && s->want == SESS_AUTO)
 		st = sess_reopen(s, c, err, errlen);
@@ -698,8 +741,6 @@ sess_modify_compiled(struct sess *s, const struct compiled *c)
 	sess_publish(s);
 	log_info("session %s: filter now '%s', %s", s->name, s->filter,
 	    s->mode_why);
-	if (state_save() == -1)
-		log_warnx("session %s: the new filter is not saved", s->name);
 	sess_answer(s, CTL_OK, "");
 }
 
@@ -752,17 +793,18 @@ sess_stop(struct sess *s)
 	TAILQ_REMOVE(&sessions, s, entry);
 	nsess--;
 	log_info("session %s: stopped at %llu packets, %llu bytes", s->name,
-	    (unsigned long long)s->packets, (unsigned long long)s->bytes);
+	    (unsigned long long)s->t.packets, (unsigned long long)s->t.bytes);
 	sess_free(s);
-	if (state_save() == -1)
-		log_warnx("the stop is not saved");
 }
 
-void
-sess_tick(uint64_t now, bool stats)
+/* The heartbeat, retries when due, and drop counters every STATS_TICKS. */
+static void
+sess_tick(uint64_t now)
 {
+	static unsigned ticks;
 	uint64_t packets, drops, if_drops;
 	struct sess *s, *next;
+	bool stats = ++ticks % STATS_TICKS == 0;
 
 	shmw_heartbeat(shm, now);
 	for (s = TAILQ_FIRST(&sessions); s != NULL; s = next) {
@@ -771,62 +813,15 @@ sess_tick(uint64_t now, bool stats)
 		    now >= s->retry_at)
 			sess_retry(s);
 		else if (s->state == CAPSTATS_RUNNING && stats) {
-			packets = s->packets;
-			drops = s->drops;
-			if_drops = s->if_drops;
-			s->path->stats(s);
-			if (packets != s->packets || drops != s->drops ||
-			    if_drops != s->if_drops)
+			packets = s->t.packets;
+			drops = s->t.drops;
+			if_drops = s->t.if_drops;
+			s->path->stats(&s->t);
+			if (packets != s->t.packets || drops != s->t.drops ||
+			    if_drops != s->t.if_drops)
 				sess_publish(s);
 		}
 	}
-}
-
-int
-iface_flags(const char *name)
-{
-	struct ifreq ifr;
-	int fd, rc;
-
-	if ((fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
-		return -1;
-	memset(&ifr, 0, sizeof(ifr));
-	strlcpy(ifr.ifr_name, name, sizeof(ifr.ifr_name));
-	rc = ioctl(fd, SIOCGIFFLAGS, &ifr);
-	close(fd);
-	return rc == -1 ? -1 : (unsigned short)ifr.ifr_flags;
-}
-
-/* The interface tcpdump would pick: the first that is up, running and not loopback. */
-const char *
-sess_default_iface(char *err, size_t errlen)
-{
-	static char name[CAPSTATS_IFACE_MAX + 1];
-	char ebuf[PCAP_ERRBUF_SIZE];
-	pcap_if_t *all, *d;
-
-	if (cfg.default_iface != NULL)
-		return cfg.default_iface;
-	if (pcap_findalldevs(&all, ebuf) == -1) {
-		snprintf(err, errlen, "listing interfaces: %s", ebuf);
-		return NULL;
-	}
-	name[0] = '\0';
-	for (d = all; d != NULL; d = d->next) {
-		if ((d->flags & PCAP_IF_LOOPBACK) || !(d->flags & PCAP_IF_UP) ||
-		    !(d->flags & PCAP_IF_RUNNING) || strcmp(d->name, "any") == 0 ||
-		    strlen(d->name) > CAPSTATS_IFACE_MAX)
-			continue;
-		strlcpy(name, d->name, sizeof(name));
-		break;
-	}
-	pcap_freealldevs(all);
-	if (name[0] == '\0') {
-		snprintf(err, errlen, "no interface is up; name one with "
-		    "'interface IFACE' or -i");
-		return NULL;
-	}
-	return name;
 }
 
 void

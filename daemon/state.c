@@ -20,8 +20,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon.h"
 #include "log.h"
+#include "proto.h"
+#include "sess.h"
+#include "state.h"
 
 #define STATE_HEADER	"# capstats state 1"
 #define STATE_LINE_MAX	(CTL_FILTER_MAX + CAPSTATS_NAME_MAX + CAPSTATS_IFACE_MAX + 32)
@@ -178,15 +180,46 @@ state_check_line(char *line, size_t len, bool had_lf)
 	return state_line(line);
 }
 
-void
-state_restore(void)
+/* Restore each good line of F; count the good and the bad; the lines read. */
+static unsigned
+state_read(FILE *f, unsigned *good, unsigned *bad)
 {
-	unsigned lineno = 0, bad = 0, good = 0;
+	unsigned lineno = 0;
 	const char *why;
 	char *line = NULL;
 	size_t cap = 0, len;
 	ssize_t n;
 	bool lf;
+
+	while ((n = getline(&line, &cap, f)) != -1) {
+		lineno++;
+		len = (size_t)n;
+		if ((lf = len > 0 && line[len - 1] == '\n'))
+			line[--len] = '\0';
+		if (lf && lineno == 1 && strcmp(line, STATE_HEADER) == 0)
+			continue;
+		if (lf && len == 0)
+			continue;
+		if (lineno == 1) {
+			log_warnx("state file %s: no header", path);
+			(*bad)++;
+		}
+		if ((why = state_check_line(line, len, lf)) != NULL) {
+			log_warnx("state file %s line %u: %s; not restored",
+			    path, lineno, why);
+			(*bad)++;
+		} else
+			(*good)++;
+	}
+	free(line);
+	return lineno;
+}
+
+void
+state_restore(void)
+{
+	unsigned bad = 0, good = 0, lines;
+	const char *why;
 	FILE *f;
 	int fd;
 
@@ -206,29 +239,9 @@ state_restore(void)
 		state_save();
 		return;
 	}
-	while ((n = getline(&line, &cap, f)) != -1) {
-		lineno++;
-		len = (size_t)n;
-		if ((lf = len > 0 && line[len - 1] == '\n'))
-			line[--len] = '\0';
-		if (lf && lineno == 1 && strcmp(line, STATE_HEADER) == 0)
-			continue;
-		if (lf && len == 0)
-			continue;
-		if (lineno == 1) {
-			log_warnx("state file %s: no header", path);
-			bad++;
-		}
-		if ((why = state_check_line(line, len, lf)) != NULL) {
-			log_warnx("state file %s line %u: %s; not restored",
-			    path, lineno, why);
-			bad++;
-		} else
-			good++;
-	}
-	free(line);
+	lines = state_read(f, &good, &bad);
 	fclose(f);
-	if (lineno > 0)
+	if (lines > 0)
 		log_info("state file %s: %u sessions restored, %u lines not",
 		    path, good, bad);
 	if (bad > 0)

@@ -25,7 +25,7 @@
  * eBPF load reaches at most 32767 bytes past the value's start.
  */
 #define XLATE_SLOTS_MAX		2048
-#define XLATE_FILTER_INSNS_MAX	4096	/* the kernel's BPF_MAXINSNS */
+#define XLATE_FILTER_INSNS_MAX	BPF_MAXINSNS	/* the kernel's, for a classic filter */
 
 /* One counter: what the filters with its index accepted. */
 struct xlate_count {

@@ -126,6 +126,11 @@ void capstats_close(struct capstats *);
 const char *capstats_errmsg(const struct capstats *);
 /* A fixed text for a CAPSTATS_E_* code. */
 const char *capstats_strerror(int result);
+/*
+ * The word for a session state, as capstats and other readers print it:
+ * "free", "running", "error" or "stopped"; "unknown" for any other value.
+ */
+const char *capstats_state_name(enum capstats_state);
 
 /* Copy the header's view of the daemon. */
 int capstats_daemon(struct capstats *, struct capstats_daemon *);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "capstats.h"
+#include "clock.h"
 #include "layout.h"
 #include "seqlock.h"
 
@@ -84,15 +85,6 @@ rd_fail(struct capstats *h, int rc, const char *fmt, ...)
 	return rc;
 }
 
-static uint64_t
-rd_clock(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void
 rd_relax(void)
 {
@@ -115,7 +107,7 @@ rd_backoff(struct capstats *h, struct rd_wait *w)
 		rd_relax();
 		return 0;
 	}
-	now = rd_clock();
+	now = now_mono();
 	if (w->since == 0)
 		w->since = now;
 	if (now - w->since >= RD_PATIENCE_NS)
@@ -458,6 +450,20 @@ capstats_strerror(int result)
 	}
 }
 
+const char *
+capstats_state_name(enum capstats_state st)
+{
+	static const char *const names[] = {
+		[CAPSTATS_FREE] = "free",
+		[CAPSTATS_RUNNING] = "running",
+		[CAPSTATS_ERROR] = "error",
+		[CAPSTATS_STOPPED] = "stopped",
+	};
+
+	return (unsigned)st < sizeof(names) / sizeof(names[0]) ?
+	    names[st] : "unknown";
+}
+
 int
 capstats_daemon(struct capstats *h, struct capstats_daemon *d)
 {
@@ -514,7 +520,7 @@ capstats_check(struct capstats *h, uint64_t stale_ns)
 	if ((rc = rd_same_file(h)) != CAPSTATS_OK)
 		return rc;
 	beat = seq_acquire64(&hdr->heartbeat_ns);
-	now = rd_clock();
+	now = now_mono();
 	if (stale_ns != 0 && now > beat && now - beat > stale_ns)
 		return rd_fail(h, CAPSTATS_E_STALE,
 		    "no heartbeat for %" PRIu64 " ms", (now - beat) / 1000000);

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "layout.h"
 #include "seqlock.h"
 #include "writer.h"
@@ -101,15 +102,6 @@ wr_err(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
-}
-
-static uint64_t
-wr_clock(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static int
@@ -234,8 +226,8 @@ wr_fill(struct shmw *w, uint64_t heartbeat_ns)
 	h->header_size = CS_HEADER_SIZE;
 	h->endian_mark = CS_ENDIAN_MARK;
 	h->instance_id = w->instance;
-	h->start_realtime_ns = wr_clock(CLOCK_REALTIME);
-	h->start_monotonic_ns = wr_clock(CLOCK_MONOTONIC);
+	h->start_realtime_ns = now_real();
+	h->start_monotonic_ns = now_mono();
 	h->writer_pid = (uint32_t)getpid();
 	h->segment_size = w->size;
 	h->slot_count = w->nslots;
@@ -375,7 +367,7 @@ wr_build(struct shmw *w, gid_t gid, uint64_t heartbeat_ns, char *err,
 		return -1;
 	w->hdr = (struct cs_header *)(void *)w->base;
 	wr_fill(w, heartbeat_ns);
-	shmw_heartbeat(w, wr_clock(CLOCK_MONOTONIC));
+	shmw_heartbeat(w, now_mono());
 	seq_publish32(&w->hdr->state, CAPSTATS_SEG_READY);
 	return 0;
 }
@@ -552,7 +544,7 @@ shmw_start(struct shmw *w, uint32_t slot, const struct shmw_desc *d)
 {
 	const struct shmw_counts zero = { .state = d->state, .mode = d->mode };
 	struct wr_slot *s;
-	uint64_t dir, now = wr_clock(CLOCK_MONOTONIC);
+	uint64_t dir, now = now_mono();
 
 	if (slot >= w->nslots || w->slot[slot].use == WR_ACTIVE)
 		return 0;
@@ -599,7 +591,7 @@ shmw_publish(struct shmw *w, uint32_t slot, const struct shmw_counts *c)
 
 	if (slot >= w->nslots || w->slot[slot].use != WR_ACTIVE)
 		return;
-	now = wr_clock(CLOCK_MONOTONIC);
+	now = now_mono();
 	wr_counts(w, slot, c, c->state, now);
 }
 
@@ -608,7 +600,7 @@ shmw_stop(struct shmw *w, uint32_t slot, const struct shmw_counts *c,
     uint64_t now_ns)
 {
 	struct cs_meta *m;
-	uint64_t dir, odd, now = wr_clock(CLOCK_MONOTONIC);
+	uint64_t dir, odd, now = now_mono();
 
 	if (slot >= w->nslots || w->slot[slot].use != WR_ACTIVE)
 		return;

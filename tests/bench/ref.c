@@ -26,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon.h"	/* POLL_NS and POLL_IDLE: read the rings as the daemon does */
+#include "path.h"	/* POLL_NS and POLL_IDLE: read the rings as the daemon does */
 
 /*
  * Counting needs no packet bytes, but after pcap_setfilter() libpcap runs

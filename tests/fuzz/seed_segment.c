@@ -67,7 +67,7 @@ seed_session(struct shmw *w, uint32_t state, const char *name,
 	};
 	int slot;
 
-	if ((slot = shmw_alloc(w, wr_clock(CLOCK_MONOTONIC))) == -1)
+	if ((slot = shmw_alloc(w, now_mono())) == -1)
 		seed_fail("no slot for %s", name);
 	shmw_start(w, (uint32_t)slot, &d);
 	shmw_publish(w, (uint32_t)slot, &c);
@@ -123,7 +123,7 @@ seed_segment(uint32_t slots, bool all, size_t *len)
 		/* Stopped, then a filter longer than the segment keeps. */
 		slot = seed_session(w, CAPSTATS_RUNNING, "old", "lo", "", "", 7);
 		shmw_stop(w, slot, &(struct shmw_counts){ .packets = 8,
-		    .state = CAPSTATS_STOPPED }, wr_clock(CLOCK_MONOTONIC));
+		    .state = CAPSTATS_STOPPED }, now_mono());
 		memset(filter, 'p', sizeof(filter) - 1);
 		filter[sizeof(filter) - 1] = '\0';
 		slot = seed_session(w, CAPSTATS_RUNNING, "long", "eth0", filter,

@@ -29,6 +29,51 @@ check_fails "daemon option without -d" 2 "$CAPSTATS" -f list
 check_fails "control bytes in a filter" 2 cs new x filter "$(printf 'tcp\tport 80')"
 check "-h prints usage" sh -c "'$CAPSTATS' -h | grep -q 'usage: capstats -d'"
 
+# The command table, as capstats -jh lists it: the client refuses each
+# command with too few or too many words, with its usage; over the socket
+# the daemon does the same for its own and knows none of the segment's.
+ask() {	# ask REQUEST: one request line on the socket, the reply's last line
+	"$PY" - "$SOCK" "$1" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(10)
+s.connect(sys.argv[1])
+s.sendall(sys.argv[2].encode() + b"\n")
+f = s.makefile("r")
+line = f.readline()
+while line.startswith(("hello", "row")):
+    line = f.readline()
+print(line.rstrip("\n"))
+PY
+}
+table=$("$CAPSTATS" -jh)
+check_eq "capstats -jh exits 0" 0 "$?"
+check_eq "capstats -jh has every key for every command" "True" "$(printf '%s' "$table" |
+    json 'len(d) > 0 and all(set(c) == {"command", "via", "first", "min", "max", "usage", "help"} for c in d)')"
+rows=$(printf '%s' "$table" | json '"\n".join("\t".join(str(c[k]) for k in ("command", "via", "min", "max", "usage")) for c in d)')
+while IFS=$'\t' read -r name via min max usage; do
+	[ "$max" = None ] && max=-1
+	if [ "$min" -eq 0 ] && [ "$max" -lt 0 ]; then
+		continue	# any number of words will do
+	elif [ "$min" -gt 0 ]; then
+		words=$(seq 2 "$min" | sed 's/.*/x/')
+	else
+		words=$(seq 0 "$max" | sed 's/.*/x/')
+	fi
+	check_fails "$name with $(echo $words | wc -w) words is a usage error" 2 cs "$name" $words
+	check_eq "... with its usage" "capstats: usage: capstats $usage" "$ERR"
+	if [ "$max" -ge 0 ]; then
+		check_fails "$name with $((max + 1)) words is a usage error" 2 cs "$name" $(seq 0 "$max" | sed 's/.*/x/')
+	fi
+	if [ "$via" = socket ]; then
+		check_eq "the daemon answers $name, with its usage" \
+		    "error	badreq	usage: $usage" "$(ask "$(echo "$name" $words)")"
+	else
+		check_eq "the daemon leaves $name to the client" \
+		    "error	badreq	unknown command '$name'" "$(ask "$name x")"
+	fi
+done <<<"$rows"
+
 # new, and its errors
 check "new with a quoted filter" cs new web filter "udp port 123"
 check "new with unquoted words" cs new web2 interface "$HOST_IF" filter udp and port 123
@@ -42,6 +87,20 @@ check_match "missing interface is explained" "nosuch0: no such interface" "$ERR"
 check_fails "filter for another link type" 1 cs new bad filter "wlan type mgt"
 check_fails "nothing half-created" 1 cs show bad
 check "state file lists the sessions" grep -q "^session	web	$HOST_IF	auto	udp port 123$" "$STATE"
+
+# The modes new's usage names are the ones the daemon takes, each shown
+# in show and saved; a word it does not name is refused.
+modes=$(printf '%s' "$table" | json '[c["usage"] for c in d if c["command"] == "new"][0]' |
+    sed -n 's/.*\[mode \([a-z|]*\)\].*/\1/p' | tr '|' ' ')
+check_eq "new's usage names three modes" 3 "$(echo $modes | wc -w)"
+for m in $modes; do
+	check "new with mode $m" cs new "m-$m" mode "$m" filter udp
+	check_match "... shown as asked for" "mode_reason=asked for|mode_reason=the default" \
+	    "$(cs -j show "m-$m" | json '"mode_reason=" + d["mode_reason"]')"
+	check "... saved with its mode" grep -q "^session	m-$m	$HOST_IF	$m	udp$" "$STATE"
+	check "... stopped" cs stop "m-$m"
+done
+check_fails "new with a mode the usage does not name" 2 cs new m-x mode fast filter udp
 
 # counting, through poll (segment) and list/show (socket)
 replay "$ntp" 2000

@@ -93,3 +93,102 @@ daemon_start -i lo || exit 1
 check_eq "a restored session is compiling" error "$(poll_field slowr state)"
 daemon_stop
 check_eq "the daemon stopped cleanly while it compiled" 0 "$DAEMON_RC"
+
+# A session stopped while its filter compiles: nothing of it is left, the
+# daemon goes on, and the next filter compiles.
+printf '# capstats state 1\nsession\tslows\tlo\tauto\t%s\n' "$slow" >"$STATE"
+daemon_start -i lo || exit 1
+check_eq "a restored session is compiling" error "$(poll_field slows state)"
+check "it is stopped while it compiles" cs stop slows
+check "a filter compiles after it" cs new quick interface lo filter udp
+nap 3		# longer than the slow filter would take to compile
+check_eq "only that session is listed 3 s later" "quick" \
+    "$(cs list | awk 'NR > 1 { print $1 }')"
+daemon_stop
+check_eq "the daemon stopped cleanly" 0 "$DAEMON_RC"
+
+# ---- the compiler processes: one compiles each filter in turn, forked
+# by the daemon; killed idle or in the middle of a filter, or stopped, it
+# is replaced, and it never holds what the daemon opened.
+
+compilers() { ps -o pid= --ppid "$T_DPID" | tr -d ' '; }
+cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+# logged PATTERN: the daemon's log says so, within 3 s
+logged() {
+	local n=60
+	until grep -q -e "$1" "$TDIR/daemon.log"; do
+		n=$((n - 1))
+		[ "$n" -gt 0 ] || return 1
+		nap 0.05
+	done
+}
+# shared A B: the sockets, pipes, shared mappings and the loop's epoll,
+# signal and timer descriptors both processes hold (libpcap's eventfds
+# cannot be told apart by name)
+shared() {
+	comm -12 <(held "$1") <(held "$2")
+}
+held() {
+	{ ls -l "/proc/$1/fd" | awk '$NF ~ /^(socket|pipe):|^anon_inode:\[(eventpoll|signalfd|timerfd)\]/ { print $NF }'
+	  awk '$2 ~ /s$/ { print $NF }' "/proc/$1/maps"; } | sort -u
+}
+
+rm -f "$STATE"
+daemon_start -i lo || exit 1
+check "a libpcap session, with a ring" cs new ring interface lo mode pcap filter udp
+w=$(compilers)
+check_match "the filters compiled in one process, a child of the daemon" '^[0-9]+$' "$w"
+kill -KILL "$w"
+check "the daemon logs a compiler killed while idle" logged "filter compiler $w was killed by signal 9"
+check "after it, a filter compiles" cs new after1 interface lo filter tcp
+w2=$(compilers)
+check "... in another process" test -n "$w2" -a "$w2" != "$w"
+check_eq "which holds none of the daemon's sockets, its segment or its ring" "" \
+    "$(shared "$T_DPID" "$w2")"
+
+# Killed in the middle of a filter: that new fails and says so.
+t0=$(cpu_ticks "$w2")
+cs new slowk interface lo filter "$slow" >"$TDIR/slowk.out" 2>&1 &
+k=$!
+bg_track "$k"
+n=200
+while [ "$(cpu_ticks "$w2")" -lt $((t0 + 10)) ] && [ "$n" -gt 0 ]; do
+	nap 0.02
+	n=$((n - 1))
+done
+kill -KILL "$w2"
+wait "$k"
+check_eq "a filter whose compiler is killed is refused (exit 1)" 1 "$?"
+check_match "... saying the compiler was killed" \
+    "the compiler process was killed by signal 9; try again" "$(cat "$TDIR/slowk.out")"
+check "after it, a filter compiles" cs new after2 interface lo filter udp port 53
+check "no session of the killed compile" sh -c "! '$CAPSTATS' -s '$SOCK' -m '$SHM' list | grep -q slowk"
+
+# Stopped: it gets no CPU; the wall clock refuses the filter and ends it.
+w3=$(compilers)
+kill -STOP "$w3"
+t0=$(now_ms)
+check_fails "a filter whose compiler is stopped is refused" 1 \
+    cs new stopped interface lo filter udp
+check_match "... as too slow to compile" "takes more than 500 ms to compile" "$ERR"
+check "... after the wall clock's 5 s" test $(($(now_ms) - t0)) -ge 4900
+check "the daemon logs it" logged "filter compiler $w3: no answer in 5000 ms; killed"
+check "after it, a filter compiles" cs new after3 interface lo filter icmp
+check "... in another process" test "$(compilers)" != "$w3"
+check "the ring session counted on" cs poll ring
+
+# An interface name that comes back as another kind: the filter is
+# compiled for the new one (a raw IP tun takes no Ethernet address).
+IF2=cscomp$$k
+ip link add "$IF2" type veth peer name "${IF2}p" && T_LINKS+=("$IF2") &&
+    ip link set "$IF2" up || die "compile: cannot add a veth pair"
+check "an Ethernet filter compiles on a veth" \
+    cs new eth1 interface "$IF2" filter ether host 02:00:00:00:00:01
+ip link del "$IF2"
+ip tuntap add dev "$IF2" mode tun && ip link set "$IF2" up ||
+    die "compile: cannot add a tun"
+check_fails "... and not on the tun that took its name" 1 \
+    cs new eth2 interface "$IF2" filter ether host 02:00:00:00:00:01
+check_match "... refused by libpcap" "filter 'ether host" "$ERR"
+check "an IP filter compiles on the tun" cs new ip2 interface "$IF2" filter ip
+daemon_stop

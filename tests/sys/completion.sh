@@ -1,8 +1,9 @@
 # tests/sys/completion.sh: contrib/bash-completion/capstats, sourced into
 # bash (plain, and after the bash-completion library), completes the
-# commands of `capstats -h`, options, the keywords of new and watch,
-# interface names, and the live sessions of the daemon that -m/-s on the
-# line (or the environment) point to, against a running daemon.
+# commands of the binary's table (`capstats -jh`), options, the keywords of
+# new and watch, interface names, and the live sessions of the daemon that
+# -m/-s on the line (or the environment) point to, after every command
+# whose first argument the table says is one, against a running daemon.
 . "${TOP:-.}/tests/lib.sh"
 require_root
 require_capstats
@@ -94,12 +95,23 @@ check "new gone" cs new gone filter
 check "stop gone" cs stop gone
 
 C=$CAPSTATS
-commands=$("$CAPSTATS" -h | sed '1,/^commands:/d' | awk '{ print $1 }' | sort | tr '\n' ' ')
-commands=${commands% }
-check_match "capstats -h lists commands" "metrics" "$commands"
+# table [FIRST]: the commands of capstats -jh, sorted; with FIRST, those
+# whose first argument is that
+table() {
+	"$CAPSTATS" -jh | "$PY" -c 'import json, sys
+print(" ".join(sorted(c["command"] for c in json.load(sys.stdin)
+                      if sys.argv[1] in ("", c["first"]))))' "${1:-}"
+}
+commands=$(table)
+check_match "capstats -jh lists commands" "(^| )metrics( |$)" "$commands"
+check_eq "capstats -h lists the same" "$commands" \
+    "$("$CAPSTATS" -h | sed '1,/^commands:/d' | sed -n 's/^       \([a-z][a-z]*\).*/\1/p' |
+        sort | tr '\n' ' ' | sed 's/ $//')"
+session_commands=$(table session)
+check_match "some commands take a live session" "(^| )stop( |$)" "$session_commands"
 
 lib=
-case_add is "commands are those of capstats -h" "$commands" "$C" ""
+case_add is "commands are those of capstats -jh" "$commands" "$C" ""
 case_add is "a command's prefix" "poll" "$C" po
 case_add is "commands after options" "$commands" "$C" -j -m "$SHM" ""
 case_add has "client options" -j "$C" -
@@ -110,8 +122,12 @@ case_add has "segments after -m" "$SHM" "$C" -m ""
 
 # Sessions come from the environment's segment (lib.sh exports
 # CAPSTATS_SHM), or from -m on the line, in both spellings.
-for cmd in poll stop show modify watch; do
+for cmd in $session_commands; do
 	case_add is "sessions after $cmd" "dhcp dns web" "$C" "$cmd" ""
+done
+for cmd in $commands; do
+	[[ " $session_commands " == *" $cmd "* ]] ||
+	    case_add is "no sessions after $cmd" "" "$C" "$cmd" ""
 done
 case_add is "a session's prefix" "dhcp dns" "$C" show d
 NOENV=1 case_add is "sessions from -m on the line" "dhcp dns web" "$C" -j -m "$SHM" poll ""
@@ -122,10 +138,14 @@ case_add is "nothing after a session name" "" "$C" poll web ""
 case_add is "frequency after watch NAME" frequency "$C" watch web ""
 case_add is "nothing for the seconds" "" "$C" watch web frequency ""
 case_add is "count after the seconds" count "$C" watch web frequency 0.5 ""
-case_add is "interface or filter after new NAME" "filter interface" "$C" new x ""
+case_add is "interface, mode or filter after new NAME" "filter interface mode" "$C" new x ""
 case_add is "nothing for a new name" "" "$C" new ""
 case_add has "interfaces after new NAME interface" "$HOST_IF" "$C" new x interface ""
-case_add is "filter after the interface" filter "$C" new x interface "$HOST_IF" ""
+case_add is "mode or filter after the interface" "filter mode" "$C" new x interface "$HOST_IF" ""
+case_add is "the modes after mode" "auto kernel pcap" "$C" new x mode ""
+case_add is "a mode's prefix" "kernel" "$C" new x mode k
+case_add is "interface or filter after the mode" "filter interface" "$C" new x mode pcap ""
+case_add is "filter after both" filter "$C" new x mode pcap interface "$HOST_IF" ""
 case_add is "nothing inside a filter" "" "$C" new x filter udp ""
 case_add is "nothing after list" "" "$C" list ""
 

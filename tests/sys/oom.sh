@@ -1,4 +1,5 @@
-# tests/sys/oom.sh: the host is out of memory for a new capture buffer.
+# tests/sys/oom.sh: the host is out of memory for a new capture buffer,
+# which a session on the libpcap path needs (the kernel path has none).
 # The kernel's refusal is injected at the system call (tests/shim/enomem.c):
 # `new` must fail with a clear error, and nothing else may be disturbed.
 . "${TOP:-.}/tests/lib.sh"
@@ -15,7 +16,7 @@ LD_PRELOAD=$shim daemon_start -i lo || exit 1
 check "a session before" cs new before interface lo filter udp
 touch "$trigger"
 check_fails "new without memory for its buffer is refused" 1 \
-    cs new big interface lo filter tcp
+    cs new big interface lo mode pcap filter tcp
 check_match "... saying so, with the kernel's reason" \
     "lo: .*(annot allocate memory|rx ring)" "$ERR"
 echo "  | $ERR"
@@ -27,4 +28,4 @@ check_eq "the segment holds the other" 1 \
     "$(cs metrics | grep -c '^capstats_packets_total{session="before"')"
 check "the other session is untouched" cs poll before
 rm -f "$trigger"
-check "with memory again, new works" cs new big interface lo filter tcp
+check "with memory again, new works" cs new big interface lo mode pcap filter tcp

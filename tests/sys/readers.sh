@@ -91,6 +91,49 @@ for doc in "$TOP/shm/ABI.md" "$TOP/shm/capstats-shm.7"; do
 	check "${doc##*/} names the rule" grep -q "CAPSTATS_STALE_MIN_NS" "$doc"
 done
 
+# ---- the state words: the library's, the Python reader's, the documents'
+
+# lib_states: capstats_state_name() of the built library for 0, 1, ...
+# until it says "unknown"
+lib_states() {
+	"$PY" - "$TOP/libcapstats.so.1" <<'EOF'
+import ctypes, sys
+name = ctypes.CDLL(sys.argv[1]).capstats_state_name
+name.restype, name.argtypes = ctypes.c_char_p, [ctypes.c_uint]
+words = []
+while len(words) < 64 and name(len(words)) != b"unknown":
+    words.append(name(len(words)).decode())
+print(" ".join(words))
+EOF
+}
+states=$(lib_states)
+check_match "libcapstats names the states" "^free running " "$states"
+check_eq "capstats_shm.py's STATES are libcapstats' words" "$states" \
+    "$("$PY" -c 'import sys; sys.path.insert(0, sys.argv[1]); import capstats_shm as c
+print(" ".join(c.STATES))' "$TOP/contrib/python")"
+# doc_states FILE: the names of the states its table (ABI.md) or sentence
+# (the man page) lists, in lower case, when their values are 0, 1, ...
+doc_states() {
+	"$PY" - "$1" <<'EOF'
+import re, sys
+text = open(sys.argv[1]).read()
+if sys.argv[1].endswith(".md"):
+    part = text[text.index("Session states"):]
+    pairs = re.findall(r"^\| (\d+) \| ([A-Z]+) \|", part.split("\n\n")[1], re.M)
+else:
+    part = text[text.index("Session states:"):]
+    pairs = re.findall(r"\b(\d+) ([A-Z]+)\b", part[:part.index(".\n")])
+if [int(v) for v, n in pairs] != list(range(len(pairs))):
+    print("values out of order:", pairs)
+else:
+    print(" ".join(n.lower() for v, n in pairs))
+EOF
+}
+for doc in "$TOP/shm/ABI.md" "$TOP/shm/capstats-shm.7"; do
+	check_eq "${doc##*/} lists libcapstats' states, in order" "$states" "$(doc_states "$doc")"
+	check "${doc##*/} names capstats_state_name" grep -q "capstats_state_name" "$doc"
+done
+
 # start_http VAR LOG PROGRAM ARGS...: a server on 127.0.0.1:0, tracked;
 # VAR is set to its port. FAILs and returns 1 if it does not listen.
 start_http() {

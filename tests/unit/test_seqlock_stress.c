@@ -14,13 +14,14 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include "check.h"
+
 #define NSESS		2	/* sessions, in as many slots: all reused */
 #define NREADERS	2	/* reader threads; plus one process */
 #define NROUNDS		32	/* reads of each ref between scans */
 #define CHURN_EVERY	1024	/* publish rounds between restarts */
 #define MAGIC		0x5a3c96f00f693ca5ull
 #define MIN_ACCEPTED	10000	/* per reader, to have really run */
-#define SEC		1000000000ull
 
 #ifdef CAPSTATS_TEST_BROKEN_READER
 #define BROKEN		1
@@ -47,11 +48,6 @@ static char shmname[64];
 static uint64_t deadline;
 static atomic_bool stop_writer;
 
-static uint64_t
-now_ns(void)
-{
-	return wr_clock(CLOCK_MONOTONIC);
-}
 
 /* Per session: a torn snapshot would mix two of these, or two sessions. */
 static uint64_t
@@ -181,7 +177,7 @@ reader_run(struct rstats *st)
 		st->violations++;
 		return;
 	}
-	while (now_ns() < deadline) {
+	while (now_mono() < deadline) {
 		n = scan(h, st, refs);
 		memset(last, 0, sizeof(last));
 		for (r = 0; r < NROUNDS; r++)
@@ -293,22 +289,13 @@ fork_reader(int *rfd)
 	return pid;
 }
 
-static void
-nap(uint64_t ns)
-{
-	struct timespec ts = { (time_t)(ns / SEC), (long)(ns % SEC) };
-
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
 /* Stop the reader process longer than many reuse cycles, then resume it. */
 static void
 freeze(pid_t pid, uint64_t run_ns)
 {
-	nap(run_ns / 3);
+	check_nap(run_ns / 3);
 	kill(pid, SIGSTOP);
-	nap(run_ns / 6);
+	check_nap(run_ns / 6);
 	kill(pid, SIGCONT);
 }
 
@@ -379,7 +366,7 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	memset(st, 0, sizeof(st));
-	deadline = now_ns() + run_ns;
+	deadline = now_mono() + run_ns;
 	if ((pid = fork_reader(&rfd)) == -1) {
 		perror("fork");
 		shmw_destroy(w);

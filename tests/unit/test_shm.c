@@ -19,16 +19,7 @@
 #include <sched.h>
 #include <signal.h>
 
-static int checks, failures;
-
-#define CHECK(e) do {							\
-	checks++;							\
-	if (!(e)) {							\
-		failures++;						\
-		fprintf(stderr, "%s:%d: CHECK failed: %s\n",		\
-		    __FILE__, __LINE__, #e);				\
-	}								\
-} while (0)
+#include "check.h"
 
 /* An int result against the one expected, both shown on failure. */
 #define CHECK_RC(e, want) do {						\
@@ -43,7 +34,6 @@ static int checks, failures;
 	}								\
 } while (0)
 
-#define SEC	1000000000ull
 #define HB_NS	(250 * 1000000ull)
 
 static char prefix[64];		/* capstats-test-PID- */
@@ -53,12 +43,6 @@ tname(char *buf, size_t len, const char *what)
 {
 	snprintf(buf, len, "%s%s", prefix, what);
 	return buf;
-}
-
-static uint64_t
-now_mono(void)
-{
-	return wr_clock(CLOCK_MONOTONIC);
 }
 
 /*
@@ -1074,6 +1058,18 @@ test_strerror(void)
 	CHECK(strcmp(capstats_strerror(-99), "unknown error") == 0);
 }
 
+static void
+test_state_name(void)
+{
+	CHECK(strcmp(capstats_state_name(CAPSTATS_FREE), "free") == 0);
+	CHECK(strcmp(capstats_state_name(CAPSTATS_RUNNING), "running") == 0);
+	CHECK(strcmp(capstats_state_name(CAPSTATS_ERROR), "error") == 0);
+	CHECK(strcmp(capstats_state_name(CAPSTATS_STOPPED), "stopped") == 0);
+	CHECK(strcmp(capstats_state_name(CAPSTATS_STOPPED + 1), "unknown") == 0);
+	CHECK(strcmp(capstats_state_name((enum capstats_state)UINT32_MAX),
+	    "unknown") == 0);
+}
+
 int
 main(void)
 {
@@ -1087,6 +1083,7 @@ main(void)
 	snprintf(prefix, sizeof(prefix), "capstats-test-%ld-", (long)getpid());
 	signal(SIGPIPE, SIG_IGN);
 	test_strerror();
+	test_state_name();
 	test_names();
 	test_create();
 	test_alloc();
@@ -1104,6 +1101,5 @@ main(void)
 	free(img);
 	CHECK(img != NULL);
 	CHECK(scan(true) == 0);
-	printf("test_shm: %d checks, %d failed\n", checks, failures);
-	return failures == 0 ? 0 : 1;
+	return check_done("test_shm");
 }

@@ -30,28 +30,7 @@
 #include <sched.h>
 #include <time.h>
 
-static int checks, failures;
-
-#define CHECK(e) do {							\
-	checks++;							\
-	if (!(e)) {							\
-		failures++;						\
-		fprintf(stderr, "%s:%d: CHECK failed: %s\n",		\
-		    __FILE__, __LINE__, #e);				\
-	}								\
-} while (0)
-
-/* CHECK, evaluating E once, and on failure saying what was being done. */
-#define CHECK_MSG(e, ...) do {						\
-	bool ok_ = (e);							\
-	checks++;							\
-	if (!ok_) {							\
-		failures++;						\
-		fprintf(stderr, "%s:%d: CHECK failed: %s\n  ",		\
-		    __FILE__, __LINE__, #e);				\
-		fprintf(stderr, __VA_ARGS__);				\
-	}								\
-} while (0)
+#include "check.h"
 
 #define ETH_HDR		14
 #define SNAPLEN		128		/* what the daemon compiles with */
@@ -1766,6 +1745,5 @@ main(void)
 	 */
 	CHECK(lived == nfiles * (34 * 3 + 9 * 2));
 	measure();
-	printf("test_xlate: %d checks, %d failed\n", checks, failures);
-	return failures != 0;
+	return check_done("test_xlate");
 }
