@@ -319,7 +319,9 @@ def targets(runs, rd, facts, ns):
             "libpcap path loss-free rate at least %.1fx the best one-thread "
             "reader's (%s) at N = %s (%s)" % (
                 BEST_RATE_MIN, BEST, " and ".join(str(n) for n in BEST_NS),
-                "; ".join(best_text(*x) for x in best) or "not measured"))
+                "; ".join([best_text(*x) for x in best] +
+                          ["N=%d not measured" % n for n in BEST_NS
+                           if n not in [x[0] for x in best]])))
 
     def med(key):
         return float(rd[key][1]) if key in rd and rd[key][1] != "-" else None
