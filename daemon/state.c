@@ -26,6 +26,7 @@
 #include "state.h"
 
 #define STATE_HEADER	"# capstats state 1"
+#define STATE_BUFFER	(256 * 1024)
 #define STATE_LINE_MAX	(CTL_FILTER_MAX + CAPSTATS_NAME_MAX + CAPSTATS_IFACE_MAX + 32)
 
 static char path[PATH_MAX];
@@ -53,6 +54,7 @@ fsync_dir(const char *file)
 int
 state_save(void)
 {
+	static char buf[STATE_BUFFER];
 	char tmp[PATH_MAX + 8];
 	struct sess *s;
 	FILE *f;
@@ -66,6 +68,8 @@ state_save(void)
 			close(fd);
 		return -1;
 	}
+	/* One write for a table that fits (4096 short filters do), not one a page. */
+	setvbuf(f, buf, _IOFBF, sizeof(buf));
 	fprintf(f, "%s\n", STATE_HEADER);
 	TAILQ_FOREACH(s, &sessions, entry)
 		fprintf(f, "session\t%s\t%s\t%s\t%s\n", s->name, s->iface,
