@@ -14,6 +14,9 @@ kernel's eBPF run-time statistics on while it runs (they go off with it).
                                                       times each `CAPSTATS ARG... new NAME ...`
                                                       for the lines KIND<TAB>FILTER of FILE
   ctl.py stops KEY PREFIX N CAPSTATS ARG...           times `CAPSTATS ARG... stop NAME`
+  ctl.py rtts KEY PREFIX FILE IFACE MODE SOCK         times each new, then each stop, as one
+                                                      request on an open connection: the
+                                                      daemon's share of a whole process
   ctl.py bpf PID                                      "RUN_TIME_NS RUN_CNT" of PID's programs
   ctl.py kmem PID                                     bytes the kernel charges for them (memlock)
   ctl.py stats                                        eBPF run-time statistics on until SIGTERM
@@ -162,6 +165,31 @@ def cmd_stops(key, prefix, n, *cmd):
     return 0
 
 
+def request(s, f, line):
+    """Wall time of one request on an open connection, in ns; it must succeed."""
+    t0 = time.monotonic_ns()
+    s.sendall(line.encode() + b"\n")
+    while True:
+        reply = f.readline()
+        if reply == b"ok\n":
+            return time.monotonic_ns() - t0
+        if not reply or reply.startswith(b"error"):
+            raise SystemExit("ctl: %s: %s" % (line, reply.decode().strip() or
+                                              "connection closed"))
+
+
+def cmd_rtts(key, prefix, path, iface, mode, sock):
+    flt = [line.split("\t", 1)[1] for line in read_filters(path)]
+    s, f = connect(sock)
+    news = [request(s, f, "new %s%d interface %s mode %s filter %s" % (
+        prefix, i, iface, mode, x)) for i, x in enumerate(flt)]
+    stops = [request(s, f, "stop %s%d" % (prefix, i)) for i in range(len(flt))]
+    s.close()
+    report(key + "-new", news)
+    report(key + "-stop", stops)
+    return 0
+
+
 # ---------------------------------------------------------------- kernel
 
 BPF_PROG_GET_NEXT_ID = 11
@@ -283,7 +311,7 @@ def cmd_stats():
 
 
 COMMANDS = {"new": cmd_new, "stop": cmd_stop, "running": cmd_running,
-            "news": cmd_news, "stops": cmd_stops, "bpf": cmd_bpf,
+            "news": cmd_news, "stops": cmd_stops, "rtts": cmd_rtts, "bpf": cmd_bpf,
             "kmem": cmd_kmem, "stats": cmd_stats}
 
 if __name__ == "__main__":

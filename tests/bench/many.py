@@ -293,6 +293,9 @@ def control_rows(facts, tm):
              "new-member": "... of them, `host 10.21.0.x`, of the host family",
              "new-other": "... of them, lines of filters.txt",
              "stop": "`capstats stop`, whole process, with %d sessions" % BIG,
+             "rtt-new": "`new` as a request on an open connection (the daemon's share)",
+             "rtt-stop": "`stop` as a request on an open connection",
+             "true": "`/bin/true`, whole process, at the same time",
              "list": "`capstats list`, whole process, %d sessions" % BIG,
              "metrics": "`capstats metrics`, whole process, %d sessions" % BIG}
     for key, what in names.items():

@@ -10,6 +10,7 @@
 # never fail the run. Writes build/bench/many.tsv and many.md.
 # BENCH_QUICK=1: N = 1000 only, two families, two rates.
 # BENCH_MANY_N, BENCH_MANY_FAMILIES, BENCH_MANY_RATES: these instead.
+# BENCH_MANY_TRAFFIC=0: the control side and memory only.
 #
 # As in run.sh: the generator runs on the last CPU, where the kernel's
 # receive work runs too (in its softirq); the counting processes on CPU 0.
@@ -361,7 +362,9 @@ control_make() {
 }
 
 # control_timings CLIENT...: whole client processes; the news are family
-# members and lines of filters.txt in turn
+# members and lines of filters.txt in turn. Beside them, the same news and
+# stops as requests on an open connection (the daemon's share), and as
+# many `/bin/true` processes (what any process costs the machine now).
 control_timings() {
 	local i
 	grep -v -e '^#' -e '^$' "$FILTERS" | head -n "$((NEWS / 2))" >"$TDIR/other"
@@ -374,6 +377,8 @@ control_timings() {
 	done >"$TDIR/news"
 	ctl news new x "$TDIR/news" "$HOST_IF" kernel "$@" | tee -a "$TIMINGS"
 	ctl stops stop x "$NEWS" "$@" | tee -a "$TIMINGS"
+	ctl rtts rtt r "$TDIR/news" "$HOST_IF" kernel "$SOCK" | tee -a "$TIMINGS"
+	"$RB" exec true "$NEWS" /bin/true | tee -a "$TIMINGS"
 	"$RB" exec list "$REPS" "$@" list | tee -a "$TIMINGS"
 	"$RB" exec metrics "$REPS" "$@" metrics | tee -a "$TIMINGS"
 }
@@ -424,18 +429,20 @@ printf 'families %s; N %s; rates %s and the most the generator can do, %s s each
 pcap_memory
 control
 
-echo "== traffic"
-many_daemon "$COUNT_CPU"
-CONTENDERS=()
-for c in kernel offline tcpdump; do
-	"c_$c" available 0 && CONTENDERS+=("$c")
-done
-"$PY" "$REPORT" header
-for FAM in "${FAMILIES[@]}"; do
-	for n in "${NS[@]}"; do
-		family "$n"
+if [ "${BENCH_MANY_TRAFFIC:-1}" != 0 ]; then
+	echo "== traffic"
+	many_daemon "$COUNT_CPU"
+	CONTENDERS=()
+	for c in kernel offline tcpdump; do
+		"c_$c" available 0 && CONTENDERS+=("$c")
 	done
-done
+	"$PY" "$REPORT" header
+	for FAM in "${FAMILIES[@]}"; do
+		for n in "${NS[@]}"; do
+			family "$n"
+		done
+	done
+fi
 mkdir -p "$BB"
 "$PY" "$REPORT" final "$RAW" "$FACTS" "$TIMINGS" "$TDIR/machine" "$TDIR/quiet" \
     "$BB" "$(($(now_ms) - start))"
