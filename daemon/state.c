@@ -91,16 +91,28 @@ state_save(void)
 	return 0;
 }
 
-/* Copy the damaged file aside so that saving cannot destroy it. */
+/*
+ * Copy the damaged file aside so that saving cannot destroy it; what is not
+ * a regular file (a FIFO would stall the read) is moved aside instead.
+ */
 static void
 state_keep_bad(void)
 {
 	char bad[PATH_MAX + 32], buf[4096];
+	struct stat st;
 	int in, out = -1;
 	ssize_t n;
 
 	snprintf(bad, sizeof(bad), "%s.bad.%lld", path, (long long)time(NULL));
-	if ((in = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
+	if ((in = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC)) != -1 &&
+	    fstat(in, &st) == 0 && !S_ISREG(st.st_mode)) {
+		if (rename(path, bad) == -1)
+			log_warn("moving %s aside", path);
+		else
+			log_warnx("state file %s: moved aside as %s", path, bad);
+		goto done;
+	}
+	if (in == -1 ||
 	    (out = open(bad, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) == -1) {
 		log_warn("keeping a copy of %s", path);
 		goto done;
@@ -227,7 +239,8 @@ state_restore(void)
 	FILE *f;
 	int fd;
 
-	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1 ||
+	/* Not blocking: a FIFO put there must not stall the start. */
+	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC)) == -1 ||
 	    (f = fdopen(fd, "r")) == NULL) {
 		if (errno != ENOENT)
 			log_warn("state file %s", path);

@@ -149,3 +149,16 @@ for how in owner mode; do
 	check "... and replaced by root's own" test -O "$STATE" -a ! -w "$STATE" -o "$(stat -c %a "$STATE")" = 600
 	daemon_stop
 done
+
+# A FIFO where the state file goes: the start does not wait for a writer.
+rm -f "$STATE" "$STATE".bad.*
+mkfifo -m 0600 "$STATE"
+if daemon_start; then
+	check_match "a FIFO as the state file is not read" \
+	    "state file $STATE: not a regular file; nothing restored" "$(daemon_log)"
+	bad=$(ls "$STATE".bad.* 2>/dev/null | head -1)
+	check "... it is moved aside" test -p "${bad:-/nonexistent}"
+	check "... and a state file takes its place" test -f "$STATE"
+	daemon_stop
+fi
+rm -f "$STATE".bad.*
