@@ -393,6 +393,7 @@ struct worker {
 	clockid_t		 clock;		/* its CPU time ... */
 	bool			 has_clock;	/* ... or /proc's */
 	bool			 busy;		/* sent a filter, no answer yet */
+	bool			 lost;		/* went by itself: reported when reaped */
 	struct compile_job	*job;		/* the filter's; NULL: cancelled */
 	uint64_t		 id;
 	uint64_t		 cpu0;		/* ns of CPU time when sent */
@@ -474,14 +475,15 @@ worker_start(void)
 	w->ev.fd = sv[0];
 	w->ev.fn = worker_io;
 	if (w->pid == -1 || ev_add(&w->ev, EPOLLIN) == -1) {
-		if (w->pid != -1) {
-			e = errno;
-			kill(w->pid, SIGKILL);
-			while (waitpid(w->pid, NULL, 0) == -1 && errno == EINTR)
-				;
-		}
 		close(sv[0]);
-		free(w);
+		if (w->pid == -1)
+			free(w);
+		else {
+			e = errno;
+			w->ev.fd = -1;
+			kill(w->pid, SIGKILL);	/* reaped by the tick */
+			TAILQ_INSERT_TAIL(&dying, w, entry);
+		}
 		errno = e;
 		return NULL;
 	}
@@ -493,25 +495,36 @@ worker_start(void)
 	return w;
 }
 
-/* Reap the workers that were ended; WAIT: until each has. */
+static void worker_report(struct worker *, int);
+
+/*
+ * Reap the workers that were ended; WAIT: until each has. A lost one's
+ * report may start or end others, so the walk starts again after it.
+ */
 static void
 worker_reap(bool wait)
 {
 	struct worker *w, *next;
+	int status = 0;
 	pid_t rc;
 
+again:
 	TAILQ_FOREACH_SAFE(w, &dying, entry, next) {
-		while ((rc = waitpid(w->pid, NULL, wait ? 0 : WNOHANG)) == -1 &&
+		while ((rc = waitpid(w->pid, &status, wait ? 0 : WNOHANG)) == -1 &&
 		    errno == EINTR)
 			;
 		if (rc == 0)
 			continue;
 		TAILQ_REMOVE(&dying, w, entry);
+		if (w->lost)
+			worker_report(w, status);
 		loop_free_later(w);
+		if (w->lost)
+			goto again;
 	}
 }
 
-/* End W; it is reaped later, by the tick. */
+/* End W; it is reaped now if it is already gone, else by the tick. */
 static void
 worker_stop(struct worker *w)
 {
@@ -672,23 +685,13 @@ job_answer(struct compile_job *j, size_t n)
 	pcap_freecode(&prog);
 }
 
-/* W has gone by itself: the filter it had fails, the next has another. */
+/* Lost worker W was reaped with STATUS: say how it went; its filter fails. */
 static void
-worker_lost(struct worker *w)
+worker_report(struct worker *w, int status)
 {
 	struct compile_job *j = w->job;
-	int status = 0;
 	char how[64];
 
-	TAILQ_REMOVE(&workers, w, entry);
-	nworkers--;
-	ev_del(&w->ev);
-	close(w->ev.fd);
-	w->ev.fd = -1;
-	/* Its end of the socket closed as it exited: reaped at once. */
-	kill(w->pid, SIGKILL);
-	while (waitpid(w->pid, &status, 0) == -1 && errno == EINTR)
-		;
 	if (WIFSIGNALED(status))
 		snprintf(how, sizeof(how), "was killed by signal %d",
 		    WTERMSIG(status));
@@ -696,12 +699,24 @@ worker_lost(struct worker *w)
 		snprintf(how, sizeof(how), "exited with status %d",
 		    WEXITSTATUS(status));
 	log_warnx("filter compiler %d %s", (int)w->pid, how);
-	loop_free_later(w);
+	w->job = NULL;
 	if (j != NULL) {
 		j->w = NULL;
 		job_fail(j, CTL_INTERNAL, "compiling the filter: the compiler "
 		    "process %s; try again", how);
 	}
+}
+
+/*
+ * W has gone by itself: its socket closed as it exited. It is reaped now
+ * if it is already gone, else by the tick; then its filter fails and the
+ * next has another worker.
+ */
+static void
+worker_lost(struct worker *w)
+{
+	w->lost = true;
+	worker_stop(w);
 }
 
 static void
