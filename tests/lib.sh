@@ -599,16 +599,20 @@ state_wait() {
 # capture_start FILE IFACE DLT [EXPR]: tcpdump in namespace $CAPTURE_NS (if
 # set) on IFACE, link type DLT, into FILE (its messages in FILE.err), with
 # EXPR if given. Block mode, as a long capture runs: a block reaches the
-# file when full or after 1 s (captures_drained). CAPTURES are the pids and
-# files of those started.
+# file when full or after 1 s (captures_drained); CAPTURE_OPTS=--immediate-mode
+# for a capture of few packets, each written as it comes (a ring of frames
+# of CAPTURE_SNAP bytes: make it short). CAPTURES are the pids and files of
+# those started.
 CAPTURES=()
 CAPTURE_KB=16384
+CAPTURE_SNAP=262144
 CAPTURE_NS=
+CAPTURE_OPTS=
 capture_start() {
 	local file=$1 iface=$2 dlt=$3 in=()
 	shift 3
 	[ -z "$CAPTURE_NS" ] || in=(ip netns exec "$CAPTURE_NS")
-	"${in[@]}" tcpdump -Z root -n -i "$iface" -y "$dlt" -s 262144 \
+	"${in[@]}" tcpdump -Z root -n -i "$iface" -y "$dlt" -s "$CAPTURE_SNAP" $CAPTURE_OPTS \
 	    -B "$CAPTURE_KB" -U -w "$file" "$@" >/dev/null 2>"$file.err" &
 	bg_track $!
 	CAPTURES+=("$! $file")

@@ -203,8 +203,9 @@ fi
 ns_daemon_start "$NSD" -i "$VL" || exit 1
 DPID=$T_DPID
 
-# The oracle: tcpdump on each interface, with the kept sessions' filter.
-CAPTURE_NS=$NSD
+# The oracle: tcpdump on each interface, with the kept sessions' filter,
+# each packet written as it comes.
+CAPTURE_NS=$NSD CAPTURE_OPTS=--immediate-mode CAPTURE_SNAP=128 CAPTURE_KB=8192
 for k in a l t v; do
 	capture_start "$TDIR/$k.pcap" "${IFN[$k]}" "${DLT[$k]}" "udp dst port $PROBE_PORT"
 done
