@@ -381,11 +381,15 @@ veth_up() {
 	HOST_IF=$h PEER_IF=$p NETNS=$ns
 }
 
-_vstep() {
+_vstep() { setup_step "veth_up: $1" "${@:2}"; }
+
+# setup_step "what" cmd...: a set-up step, bounded (10 s); FAIL "what" with its
+# output and return 1 if it fails
+setup_step() {
 	local what=$1 out
 	shift
 	out=$(timeout 10 "$@" 2>&1) && return 0
-	fail "veth_up: $what"
+	fail "$what"
 	printf '%s\n' "$out" | indent
 	return 1
 }
@@ -429,19 +433,21 @@ for a in sys.argv[1:]:
             print(*count(f))
 '
 
-# udp_pcap FILE N: a capture of N Ethernet/IPv4/UDP frames of 60 bytes from
-# 10.0.0.1 to 10.0.0.2 port 9000, source ports 40000-40999 in turn
+# udp_pcap FILE N [PORT [VID]]: a capture of N Ethernet/IPv4/UDP frames of
+# 60 bytes from 10.0.0.1 to 10.0.0.2 port PORT (default 9000), source ports
+# 40000-40999 in turn; with VID, each with an 802.1Q tag of VID (64 bytes)
 udp_pcap() {
-	"$PY" - "$1" "$2" <<'EOF'
+	"$PY" - "$1" "$2" "${3:-9000}" "${4:-}" <<'EOF'
 import struct, sys
-path, n = sys.argv[1], int(sys.argv[2])
+path, n, port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+tag = struct.pack("!HH", 0x8100, int(sys.argv[4])) if sys.argv[4] else b""
 with open(path, "wb") as f:
     f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
     for i in range(n):
-        udp = struct.pack("!HHHH", 40000 + i % 1000, 9000, 8 + 18, 0) + bytes(18)
+        udp = struct.pack("!HHHH", 40000 + i % 1000, port, 8 + 18, 0) + bytes(18)
         ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), i & 0xffff,
                          0, 64, 17, 0, bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
-        frame = bytes.fromhex("020000000002020000000001") + b"\x08\x00" + ip + udp
+        frame = bytes.fromhex("020000000002020000000001") + tag + b"\x08\x00" + ip + udp
         f.write(struct.pack("<IIII", i // 1000000, i % 1000000, len(frame), len(frame)) + frame)
 EOF
 }
@@ -559,6 +565,231 @@ http_get() {
 	open(out + ".type", "w").write(r.headers.get("Content-Type", ""))
 	sys.stdout.buffer.write(r.read())
 	EOF
+}
+
+# ---------------------------------------------------------------- namespaces
+
+# ns_daemon_start NS [args]: daemon_start, with the daemon (and its readiness
+# probes) in namespace NS; the socket and the segment are files, seen from
+# every namespace.
+ns_daemon_start() {
+	local ns=$1
+	shift
+	printf '#!/bin/bash\nexec ip netns exec %q %q "$@"\n' "$ns" "$CAPSTATS" >"$TDIR/capstats-ns"
+	chmod +x "$TDIR/capstats-ns"
+	CAPSTATS=$TDIR/capstats-ns daemon_start "$@"
+}
+
+# state_wait FILE WORD SECONDS PID: bounded wait until the line in FILE (the
+# state a helper program writes, by rename) starts with WORD, while PID
+# runs; STATE_LINE is the last line read
+STATE_LINE=
+state_wait() {
+	local n=$(($3 * 50))
+	while [ "$n" -gt 0 ]; do
+		read -r STATE_LINE 2>/dev/null <"$1"
+		[ "${STATE_LINE%% *}" = "$2" ] && return 0
+		pid_running "$4" || break
+		nap 0.02
+		n=$((n - 1))
+	done
+	return 1
+}
+
+# capture_start FILE IFACE DLT [EXPR]: tcpdump in namespace $CAPTURE_NS (if
+# set) on IFACE, link type DLT, into FILE (its messages in FILE.err), with
+# EXPR if given. Block mode, as a long capture runs: a block reaches the
+# file when full or after 1 s (captures_drained); CAPTURE_OPTS=--immediate-mode
+# for a capture of few packets, each written as it comes (a ring of frames
+# of CAPTURE_SNAP bytes: make it short). CAPTURES are the pids and files of
+# those started.
+CAPTURES=()
+CAPTURE_KB=16384
+CAPTURE_SNAP=262144
+CAPTURE_NS=
+CAPTURE_OPTS=
+capture_start() {
+	local file=$1 iface=$2 dlt=$3 in=()
+	shift 3
+	[ -z "$CAPTURE_NS" ] || in=(ip netns exec "$CAPTURE_NS")
+	"${in[@]}" tcpdump -Z root -n -i "$iface" -y "$dlt" -s "$CAPTURE_SNAP" $CAPTURE_OPTS \
+	    -B "$CAPTURE_KB" -U -w "$file" "$@" >/dev/null 2>"$file.err" &
+	bg_track $!
+	CAPTURES+=("$! $file")
+}
+
+# captures_listening: bounded wait (10 s) until every capture is listening
+captures_listening() {
+	local c pid file n=500
+	for c in "${CAPTURES[@]}"; do
+		read -r pid file <<<"$c"
+		while ! grep -q 'listening on' "$file.err"; do
+			if ! pid_running "$pid" || [ "$n" -le 0 ]; then
+				fail "${T_TAG}: tcpdump for ${file##*/} did not start listening"
+				indent <"$file.err"
+				return 1
+			fi
+			nap 0.02
+			n=$((n - 1))
+		done
+	done
+}
+
+# captures_drained: bounded wait (10 s) until no capture has grown for 1.5 s,
+# longer than tcpdump's ring keeps a block that is not full
+captures_drained() {
+	local c files=() n=100 same=0 now prev=''
+	for c in "${CAPTURES[@]}"; do
+		files+=("${c#* }")
+	done
+	while [ "$n" -gt 0 ] && [ "$same" -lt 15 ]; do
+		now=$(stat -c %s "${files[@]}")
+		if [ "$now" = "$prev" ]; then
+			same=$((same + 1))
+		else
+			same=0
+		fi
+		prev=$now
+		nap 0.1
+		n=$((n - 1))
+	done
+	[ "$same" -ge 15 ]
+}
+
+# captures_stop: end every capture; FAIL for one that dropped packets
+captures_stop() {
+	local c pid file drop
+	for c in "${CAPTURES[@]}"; do
+		kill -TERM "${c%% *}" 2>/dev/null
+	done
+	for c in "${CAPTURES[@]}"; do
+		read -r pid file <<<"$c"
+		bg_stop "$pid"
+		drop=$(sed -n 's/^\([0-9]*\) packets* dropped by kernel$/\1/p' "$file.err")
+		[ "${drop:-x}" = 0 ] && continue
+		fail "${T_TAG}: tcpdump for ${file##*/} dropped ${drop:-?} packets"
+		indent <"$file.err"
+	done
+	CAPTURES=()
+}
+
+# ---------------------------------------------------------------- churn
+
+# The churn tests (tests/sys/churn_*.sh) drive the daemon with tests/churn.py
+# while churn_replay sends the background traffic.
+
+# churn_replay NS IFACE FILE: in the background, tcpreplay FILE on IFACE in
+# namespace NS, one at a time, each for a second at the next rate of
+# $CHURN_RATES, until $TDIR/traffic.stop appears; the rates done go to
+# $TDIR/traffic.done, failures to $TDIR/traffic.err. Sets CHURN_GEN (tracked).
+CHURN_RATES="300 2000 20000 800 8000 30000 500 4000"
+CHURN_GEN=
+churn_replay() {
+	_churn_replay "$@" &
+	CHURN_GEN=$!
+	bg_track "$CHURN_GEN"
+}
+_churn_replay() {
+	local pps tr=
+	trap '[ -z "$tr" ] || kill -TERM "$tr" 2>/dev/null; exit 0' TERM
+	while [ ! -e "$TDIR/traffic.stop" ]; do
+		for pps in $CHURN_RATES; do
+			[ -e "$TDIR/traffic.stop" ] && break
+			ip netns exec "$1" tcpreplay -q --intf1="$2" \
+			    --pps="$pps" --loop=0 --duration=1 "$3" \
+			    >>"$TDIR/traffic.log" 2>&1 &
+			tr=$!
+			if wait "$tr"; then
+				echo "$pps" >>"$TDIR/traffic.done"
+			else
+				echo "tcpreplay at $pps/s: exit $?" >>"$TDIR/traffic.err"
+			fi
+			tr=
+		done
+	done
+}
+
+# churn_client NS SECONDS ARG...: tests/churn.py in namespace NS with the
+# control socket and ARGs (PROBE_IF OPS SEED PORT SECONDS [IFACE...]),
+# bounded by SECONDS; then the background traffic stops. PASS with the
+# number of requests, or FAIL (with whether the daemon died, and its
+# sanitizer report) and return 1. The summary is in $TDIR/driver.json.
+churn_client() {
+	local ns=$1 t=$2 rc t0
+	shift 2
+	t0=$(now_ms)
+	ip netns exec "$ns" timeout "$t" "$PY" "$TOP/tests/churn.py" "$SOCK" "$1" "$2" \
+	    "$3" "$4" "$5" "$TDIR/driver.json" "${@:6}" >"$TDIR/driver.out" 2>&1
+	rc=$?
+	touch "$TDIR/traffic.stop"
+	[ -z "$CHURN_GEN" ] || bg_reap "$CHURN_GEN" 5
+	if [ "$rc" -ne 0 ] || [ ! -s "$TDIR/driver.json" ]; then
+		fail "the churn client ended with status $rc"
+		indent <"$TDIR/driver.out"
+		if ! daemon_alive; then
+			fail "the daemon died during the churn"
+			sed -n '/ERROR: AddressSanitizer\|runtime error:/,/SUMMARY/p' "$TDIR/daemon.log" |
+			    head -60 | indent
+		fi
+		return 1
+	fi
+	pass "the churn client ran $(churn_get 'sum(d["done"].values())') requests in $(($(now_ms) - t0)) ms"
+}
+
+# churn_get EXPR: a value from the churn client's summary (d)
+churn_get() { "$PY" -c "import json,sys; d = json.load(open(sys.argv[1])); print($1)" "$TDIR/driver.json"; }
+
+# churn_checks: what every churn run must show: the requests by kind, the
+# background traffic at every rate and tcpreplay never failing, every
+# request answered ok (a compile deadline met on a busy machine is retried
+# once, and said), a message with every failure
+churn_checks() {
+	local nretry nfail
+	echo "  $(churn_get '" ".join("%s=%d" % kv for kv in sorted(d["done"].items()))')," \
+	    "new by mode: $(churn_get '" ".join("%s=%d" % kv for kv in sorted(d["by_mode"].items()))')," \
+	    "$(churn_get 'd["vanished"]') clients gone mid-request"
+	nretry=$(churn_get 'len(d["retried"])')
+	if [ "$nretry" -gt 0 ]; then
+		echo "  $nretry requests met the 500 ms compile deadline and were sent again:"
+		churn_get '"\n".join(d["retried"][:10])' | indent
+	fi
+	check_eq "the background traffic ran at every rate, packets/s" \
+	    "$(printf '%s\n' $CHURN_RATES | sort -n | tr '\n' ' ')" \
+	    "$(sort -nu "$TDIR/traffic.done" 2>/dev/null | tr '\n' ' ')"
+	check "and tcpreplay never failed" test ! -s "$TDIR/traffic.err"
+	[ ! -s "$TDIR/traffic.err" ] || indent <"$TDIR/traffic.err"
+	nfail=$(churn_get 'len(d["fails"])')
+	if [ "$nfail" -eq 0 ]; then
+		pass "every one of $(churn_get 'sum(d["done"].values())') requests succeeded"
+	else
+		fail "$nfail of $(churn_get 'sum(d["done"].values())') valid requests failed"
+		churn_get '"\n".join(d["fails"][:20])' | indent
+	fi
+	check_eq "every failure came with a message" 0 \
+	    "$(churn_get 'sum(f.endswith("(no message)") for f in d["fails"])')"
+}
+
+# churn_leftovers KEPT...: after the churn, the daemon answers, each session
+# a vanished client left stops like any other, and only KEPT are left
+churn_leftovers() {
+	local gone g bad=0
+	check "the daemon is alive after the churn" daemon_alive
+	check "list answers" cs list
+	# A moment first, for the last requests of those clients to be read.
+	nap 0.5
+	gone=$(cs -j list | "$PY" -c 'import json,sys; print(*sorted(s["session"] for s in json.load(sys.stdin) if s["session"].startswith("g")))')
+	for g in $gone; do
+		cs stop "$g" >"$TDIR/stop.out" 2>&1 || { bad=$((bad + 1)); indent <"$TDIR/stop.out"; }
+	done
+	check_eq "the $(echo $gone | wc -w) sessions left by vanished clients stop" 0 "$bad"
+	check_eq "only the kept sessions are left" "$*" \
+	    "$(cs -j list | "$PY" -c 'import json,sys; print(*sorted(s["session"] for s in json.load(sys.stdin)))')"
+}
+
+# no_sanitizer_report: PASS when the running daemon's log has none
+no_sanitizer_report() {
+	check "no sanitizer report in the daemon log" test -z \
+	    "$(tail -n "+$T_LOGLINE" "$TDIR/daemon.log" | grep -E 'ERROR: (Address|Leak)Sanitizer|runtime error:')"
 }
 
 # ---------------------------------------------------------------- cleanup

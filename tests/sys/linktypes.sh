@@ -53,14 +53,7 @@ done
 F_ANY='^(inbound|outbound)'
 
 # lt_step "what" cmd...: run a set-up step; FAIL with its output if it fails
-lt_step() {
-	local what=$1 out
-	shift
-	out=$(timeout 10 "$@" 2>&1) && return 0
-	fail "linktypes: $what"
-	printf '%s\n' "$out" | indent
-	return 1
-}
+lt_step() { setup_step "linktypes: $1" "${@:2}"; }
 
 # ns_stat IFACE COUNTER: an interface counter in the daemon's namespace
 ns_stat() { ip netns exec "$NSD" cat "/sys/class/net/$1/statistics/$2"; }
@@ -88,14 +81,6 @@ lt_setup() {
 	lt_step "address on $TUN" ip -n "$NSD" addr add "$TUN_ADDR" dev "$TUN" || return 1
 	lt_step "up $TUN" ip -n "$NSD" link set dev "$TUN" up || return 1
 	lt_step "up lo" ip -n "$NSD" link set dev lo up || return 1
-}
-
-# ns_daemon_start: daemon_start, with the daemon (and its readiness probes)
-# in $NSD; the socket and the segment are files, seen from every namespace.
-ns_daemon_start() {
-	printf '#!/bin/bash\nexec ip netns exec %q %q "$@"\n' "$NSD" "$CAPSTATS" >"$TDIR/capstats-ns"
-	chmod +x "$TDIR/capstats-ns"
-	CAPSTATS=$TDIR/capstats-ns daemon_start "$@"
 }
 
 # tun_writer: a background program in $NSD that attaches to the tun, reads
@@ -159,19 +144,8 @@ EOF
 }
 
 # tun_state WORD SECONDS: bounded wait until the writer's state starts with
-# WORD; TUN_STATE is its last state line
-TUN_STATE=
-tun_state() {
-	local n=$(($2 * 50))
-	while [ "$n" -gt 0 ]; do
-		read -r TUN_STATE 2>/dev/null <"$TDIR/tun.state"
-		[ "${TUN_STATE%% *}" = "$1" ] && return 0
-		pid_running "$T_TUNPID" || break
-		nap 0.02
-		n=$((n - 1))
-	done
-	return 1
-}
+# WORD; STATE_LINE is its last state line
+tun_state() { state_wait "$TDIR/tun.state" "$1" "$2" "$T_TUNPID"; }
 
 # local_traffic: in $NSD, over 127.0.0.1 and ::1, UDP (to ports 53 and 9000,
 # and to a closed one: an ICMP port unreachable), a TCP connection to port
@@ -248,75 +222,8 @@ time.sleep(0.3)	# delayed acks
 EOF
 }
 
-# capture_start FILE IFACE DLT [EXPR]: tcpdump in $NSD on IFACE, link type
-# DLT, into FILE (its messages in FILE.err), with EXPR if given. Block mode,
-# as a long capture runs: a block reaches the file when full or after 1 s
-# (captures_drained). CAPTURES are the pids and files of those started.
-CAPTURES=()
-capture_start() {
-	local file=$1 iface=$2 dlt=$3
-	shift 3
-	ip netns exec "$NSD" tcpdump -Z root -n -i "$iface" -y "$dlt" -s 262144 \
-	    -B "$CAPTURE_KB" -U -w "$file" "$@" >/dev/null 2>"$file.err" &
-	bg_track $!
-	CAPTURES+=("$! $file")
-}
-CAPTURE_KB=16384
-
-# captures_listening: bounded wait (10 s) until every capture is listening
-captures_listening() {
-	local c pid file n=500
-	for c in "${CAPTURES[@]}"; do
-		read -r pid file <<<"$c"
-		while ! grep -q 'listening on' "$file.err"; do
-			if ! pid_running "$pid" || [ "$n" -le 0 ]; then
-				fail "linktypes: tcpdump for ${file##*/} did not start listening"
-				indent <"$file.err"
-				return 1
-			fi
-			nap 0.02
-			n=$((n - 1))
-		done
-	done
-}
-
-# captures_drained: bounded wait (10 s) until no capture has grown for 1.5 s,
-# longer than tcpdump's ring keeps a block that is not full
-captures_drained() {
-	local c files=() n=100 same=0 now prev=''
-	for c in "${CAPTURES[@]}"; do
-		files+=("${c#* }")
-	done
-	while [ "$n" -gt 0 ] && [ "$same" -lt 15 ]; do
-		now=$(stat -c %s "${files[@]}")
-		if [ "$now" = "$prev" ]; then
-			same=$((same + 1))
-		else
-			same=0
-		fi
-		prev=$now
-		nap 0.1
-		n=$((n - 1))
-	done
-	[ "$same" -ge 15 ]
-}
-
-# captures_stop: end every capture; FAIL for one that dropped packets
-captures_stop() {
-	local c pid file drop
-	for c in "${CAPTURES[@]}"; do
-		kill -TERM "${c%% *}" 2>/dev/null
-	done
-	for c in "${CAPTURES[@]}"; do
-		read -r pid file <<<"$c"
-		bg_stop "$pid"
-		drop=$(sed -n 's/^\([0-9]*\) packets* dropped by kernel$/\1/p' "$file.err")
-		[ "${drop:-x}" = 0 ] && continue
-		fail "linktypes: tcpdump for ${file##*/} dropped ${drop:-?} packets"
-		indent <"$file.err"
-	done
-	CAPTURES=()
-}
+# The captures (tests/lib.sh: capture_start) run in $NSD.
+CAPTURE_NS=$NSD
 
 # wait_pids PID...: wait for these children; a bare `wait` would wait for
 # the daemon too
@@ -566,7 +473,7 @@ EOF
 start=$(now_ms)
 lt_setup || exit 1
 rm -f "$STATE"
-ns_daemon_start -n 512 || exit 1
+ns_daemon_start "$NSD" -n 512 || exit 1
 tun_writer
 tun_state ready 30 || die "linktypes: the tun writer did not start: $(cat "$TDIR/tun.log")"
 verdicts
@@ -607,13 +514,13 @@ else
 	fail "linktypes: tcpreplay failed"
 	indent <"$TDIR/tcpreplay.log"
 fi
-read -r _ ntun <<<"$TUN_STATE"
+read -r _ ntun <<<"$STATE_LINE"
 : >"$TDIR/tun.go"
 nsent=0
 if tun_state done $((ntun / TUN_PPS + 30)); then
-	read -r _ nsent _ <<<"$TUN_STATE"
+	read -r _ nsent _ <<<"$STATE_LINE"
 	check_eq "linktypes: $ntun IP packets of the corpus written into $TUN" \
-	    "done $ntun 0" "$TUN_STATE"
+	    "done $ntun 0" "$STATE_LINE"
 else
 	fail "linktypes: the tun writer did not finish"
 	indent <"$TDIR/tun.log"
