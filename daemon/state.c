@@ -92,8 +92,9 @@ state_save(void)
 }
 
 /*
- * Copy the damaged file aside so that saving cannot destroy it; what is not
- * a regular file (a FIFO would stall the read) is moved aside instead.
+ * Copy the damaged file aside so that saving cannot destroy it. A FIFO or
+ * a device, which a copy would stall on or never finish, is moved aside
+ * instead; a directory stays, with an empty note beside it.
  */
 static void
 state_keep_bad(void)
@@ -105,7 +106,7 @@ state_keep_bad(void)
 
 	snprintf(bad, sizeof(bad), "%s.bad.%lld", path, (long long)time(NULL));
 	if ((in = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC)) != -1 &&
-	    fstat(in, &st) == 0 && !S_ISREG(st.st_mode)) {
+	    fstat(in, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
 		if (rename(path, bad) == -1)
 			log_warn("moving %s aside", path);
 		else

@@ -428,6 +428,18 @@ test_untrusted(void)
 	down();
 	CHECK(rmdir(file) == 0);
 
+	/* A FIFO: not waited on, moved aside, and a state file in its place. */
+	file = at("fifo");
+	CHECK(mkfifo(file, 0600) == 0);
+	up(file);
+	state_restore();
+	CHECK(dbl_logged("/fifo: not a regular file; nothing restored"));
+	CHECK(TAILQ_EMPTY(&sessions));
+	CHECK(kept(file, copy, sizeof(copy)) == 1 &&
+	    stat(copy, &st) == 0 && S_ISFIFO(st.st_mode) && unlink(copy) == 0);
+	CHECK_STR(text_of(file), HEADER);
+	down();
+
 	/* A link is never followed, nor replaced. */
 	file = at("link");
 	CHECK(PUT(at("target"), good) == 0);
