@@ -92,43 +92,39 @@ state_save(void)
 }
 
 /*
- * Copy the damaged file aside so that saving cannot destroy it. A FIFO or
- * a device, which a copy would stall on or never finish, is moved aside
- * instead; a directory stays, with an empty note beside it.
+ * Copy the damaged file, open as FD, aside so that saving cannot destroy
+ * it. A FIFO or a device, which a copy would stall on or never finish, is
+ * moved aside instead; a directory stays, with an empty note beside it.
  */
 static void
-state_keep_bad(void)
+state_keep_bad(int fd)
 {
 	char bad[PATH_MAX + 32], buf[4096];
 	struct stat st;
-	int in, out = -1;
 	ssize_t n;
+	int out;
 
 	snprintf(bad, sizeof(bad), "%s.bad.%lld", path, (long long)time(NULL));
-	if ((in = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC)) != -1 &&
-	    fstat(in, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+	if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
 		if (rename(path, bad) == -1)
 			log_warn("moving %s aside", path);
 		else
 			log_warnx("state file %s: moved aside as %s", path, bad);
-		goto done;
+		return;
 	}
-	if (in == -1 ||
-	    (out = open(bad, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) == -1) {
+	if ((out = open(bad, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) == -1) {
 		log_warn("keeping a copy of %s", path);
-		goto done;
+		return;
 	}
-	while ((n = read(in, buf, sizeof(buf))) > 0)
+	lseek(fd, 0, SEEK_SET);
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
 		if (write(out, buf, (size_t)n) != n) {
 			log_warn("%s", bad);
 			goto done;
 		}
 	log_warnx("state file %s: damaged; a copy is kept as %s", path, bad);
 done:
-	if (in != -1)
-		close(in);
-	if (out != -1)
-		close(out);
+	close(out);
 }
 
 /* Restore one line; a reason when it cannot be. */
@@ -252,17 +248,17 @@ state_restore(void)
 	if ((why = state_untrusted(fd)) != NULL) {
 		log_warnx("state file %s: %s; nothing restored from it", path,
 		    why);
+		state_keep_bad(fd);
 		fclose(f);
-		state_keep_bad();
 		state_save();
 		return;
 	}
 	lines = state_read(f, &good, &bad);
-	fclose(f);
 	if (lines > 0)
 		log_info("state file %s: %u sessions restored, %u lines not",
 		    path, good, bad);
 	if (bad > 0)
-		state_keep_bad();
+		state_keep_bad(fd);
+	fclose(f);
 	state_save();
 }
