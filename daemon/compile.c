@@ -499,7 +499,8 @@ static void worker_report(struct worker *, int);
 
 /*
  * Reap the workers that were ended; WAIT: until each has. A lost one's
- * report may start or end others, so the walk starts again after it.
+ * report may start or end others, so the walk starts again after it;
+ * no caller walks a list of workers meanwhile.
  */
 static void
 worker_reap(bool wait)
@@ -516,15 +517,15 @@ again:
 		if (rc == 0)
 			continue;
 		TAILQ_REMOVE(&dying, w, entry);
-		if (w->lost)
+		loop_free_later(w);	/* freed after this turn */
+		if (w->lost) {
 			worker_report(w, status);
-		loop_free_later(w);
-		if (w->lost)
 			goto again;
+		}
 	}
 }
 
-/* End W; it is reaped now if it is already gone, else by the tick. */
+/* End W; it is reaped by the tick. */
 static void
 worker_stop(struct worker *w)
 {
@@ -535,7 +536,6 @@ worker_stop(struct worker *w)
 	w->ev.fd = -1;
 	kill(w->pid, SIGKILL);		/* not reaped yet: still ours */
 	TAILQ_INSERT_TAIL(&dying, w, entry);
-	worker_reap(false);
 }
 
 static void
@@ -717,6 +717,7 @@ worker_lost(struct worker *w)
 {
 	w->lost = true;
 	worker_stop(w);
+	worker_reap(false);
 }
 
 static void
