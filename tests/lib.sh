@@ -294,6 +294,13 @@ daemon_start() {
 	return 1
 }
 
+# sanitizer_lines: the lines of a sanitizer report the daemon logged since
+# it last started
+sanitizer_lines() {
+	tail -n "+$T_LOGLINE" "$TDIR/daemon.log" 2>/dev/null |
+	    grep -E 'ERROR: (Address|Leak)Sanitizer|runtime error:'
+}
+
 # daemon_stop: SIGTERM by recorded pid, bounded wait, SIGKILL fallback. FAILs
 # if it needed SIGKILL, exited non-zero, left its socket, segment or pidfile,
 # or logged a sanitizer report (not when the test was interrupted). Sets DAEMON_RC.
@@ -334,8 +341,7 @@ daemon_stop() {
 		fail "daemon_stop: daemon left $f behind"
 		ok=1
 	done
-	if tail -n "+$T_LOGLINE" "$TDIR/daemon.log" 2>/dev/null |
-	    grep -Eq 'ERROR: (Address|Leak)Sanitizer|runtime error:'; then
+	if [ -n "$(sanitizer_lines)" ]; then
 		fail "daemon_stop: sanitizer report in the daemon log"
 		ok=1
 	fi
@@ -788,8 +794,7 @@ churn_leftovers() {
 
 # no_sanitizer_report: PASS when the running daemon's log has none
 no_sanitizer_report() {
-	check "no sanitizer report in the daemon log" test -z \
-	    "$(tail -n "+$T_LOGLINE" "$TDIR/daemon.log" | grep -E 'ERROR: (Address|Leak)Sanitizer|runtime error:')"
+	check "no sanitizer report in the daemon log" test -z "$(sanitizer_lines)"
 }
 
 # ---------------------------------------------------------------- cleanup
