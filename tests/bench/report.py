@@ -304,9 +304,16 @@ def targets(runs, rd, facts, ns):
     best = [(n,) + facts[("ratio", n, "capstats", BEST)] for n in BEST_NS
             if ("ratio", n, "capstats", BEST) in facts]
 
-    def best_ok(a, b):
-        """A loss-free rate that is at least BEST_RATE_MIN of B's, or B has none."""
-        return a[2] >= 0 and (b[2] < 0 or a[0] >= BEST_RATE_MIN * b[0])
+    def best_ok(n, a, b):
+        """A loss-free rate that is at least BEST_RATE_MIN of B's, or B has
+        none; and so is the rate at the generator's most. A reader that
+        counts a few packets short without a drop loses its loss-free rate
+        at that step for reasons of its own, which would raise the ratio;
+        the generator's most, the kernel's work per packet with each reader
+        listening, does not depend on how either one counts."""
+        ma, mb = most(runs, n, "capstats"), most(runs, n, BEST)
+        return (a[2] >= 0 and (b[2] < 0 or a[0] >= BEST_RATE_MIN * b[0]) and
+                mb > 0 and ma >= BEST_RATE_MIN * mb)
 
     def best_text(n, r, a, b):
         ma, mb = most(runs, n, "capstats"), most(runs, n, BEST)
@@ -315,9 +322,9 @@ def targets(runs, rd, facts, ns):
             fmt_lossfree(a), fmt_lossfree(b), "-" if r is None else "%.2fx" % r,
             "%.2fx" % (ma / mb) if mb else "-")
 
-    verdict(len(best) == len(BEST_NS) and all(best_ok(a, b) for _, _, a, b in best),
-            "libpcap path loss-free rate at least %.1fx the best one-thread "
-            "reader's (%s) at N = %s (%s)" % (
+    verdict(len(best) == len(BEST_NS) and all(best_ok(n, a, b) for n, _, a, b in best),
+            "libpcap path loss-free rate, and rate at the generator's most, at "
+            "least %.1fx the best one-thread reader's (%s) at N = %s (%s)" % (
                 BEST_RATE_MIN, BEST, " and ".join(str(n) for n in BEST_NS),
                 "; ".join([best_text(*x) for x in best] +
                           ["N=%d not measured" % n for n in BEST_NS
