@@ -618,6 +618,7 @@ capture_start() {
 	local file=$1 iface=$2 dlt=$3 in=()
 	shift 3
 	[ -z "$CAPTURE_NS" ] || in=(ip netns exec "$CAPTURE_NS")
+	: >"$file.err"	# emptied before tcpdump starts: see captures_listening
 	"${in[@]}" tcpdump -Z root -n -i "$iface" -y "$dlt" -s "$CAPTURE_SNAP" $CAPTURE_OPTS \
 	    -B "$CAPTURE_KB" -U -w "$file" "$@" >/dev/null 2>"$file.err" &
 	bg_track $!

@@ -298,6 +298,7 @@ steps() {
 # eBPF run-time statistics on: its own cost per packet (they add some)
 cost() {
 	local spid k
+	: >"$TDIR/stats.out"	# not an earlier run's "ready"
 	"$PY" "$CTL" stats >"$TDIR/stats.out" 2>&1 &
 	spid=$!
 	bg_track "$spid"

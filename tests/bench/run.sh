@@ -181,6 +181,11 @@ c_tcpdump() {
 	start)
 		C_PIDS=()
 		for ((i = 0; i < n; i++)); do
+			# Emptied first: a background job's redirection empties
+			# the file only once the job runs, and until then the
+			# wait below could read the last run's "listening on" and
+			# start the traffic before this tcpdump listens.
+			: >"$TDIR/td.$i"
 			taskset -c "$COUNT_CPU" tcpdump -i "$HOST_IF" -s 96 -B "$BUF_KB" \
 			    -w /dev/null "${FILT[i]}" 2>"$TDIR/td.$i" &
 			C_PIDS+=("$!")
@@ -223,6 +228,7 @@ _ref() {
 	available)
 		;;
 	start)
+		: >"$TDIR/ref.out"	# not the previous run's "ready" (see c_tcpdump)
 		taskset -c "$COUNT_CPU" "$REF" "$@" "$HOST_IF" "$BUF_KB" "$FILTERS" "$n" \
 		    >"$TDIR/ref.out" 2>&1 &
 		C_PIDS=("$!")

@@ -74,6 +74,7 @@ for f in "${FILES[@]}"; do
 	# a ring block times out (SIGTERM would lose a block still in the ring).
 	# In immediate mode libpcap uses a ring of snaplen-sized slots: a small
 	# snaplen (frames are at most 1514 bytes) and -B make it thousands deep.
+	: >"$TDIR/tcpdump.err"	# not the previous file's "listening on"
 	tcpdump -i "$HOST_IF" -Z root --immediate-mode -U -s 2048 -B 16384 -w "$cap" \
 	    >"$TDIR/tcpdump.err" 2>&1 &
 	tdpid=$!
