@@ -1,0 +1,107 @@
+# tests/sys/limit.sh: as many sessions as -n allows at most (4096), all on
+# one interface and all on the kernel path, whatever net.core.optmem_max
+# says; each counts exactly the frames sent to it, one to three apiece so
+# that a frame counted by another session shows. One more is refused with
+# the limit's message, the daemon stays, and a stop makes room again.
+. "${TOP:-.}/tests/lib.sh"
+require_root
+require_capstats
+need ip ethtool "$PY"
+N=4096
+
+# Four families of N/4 (a program each, a constant per member) whose
+# frames match their own session and no other: UDP and TCP destination
+# ports, hosts of 10.1.0.0/16 and VLAN ids.
+"$PY" - "$N" >"$TDIR/filters" <<'EOF'
+import sys
+n = int(sys.argv[1])
+for i in range(n):
+    k, j = i % 4, i // 4
+    print(["udp dst port %d" % (20000 + j), "tcp dst port %d" % (20000 + j),
+           "host 10.1.%d.%d" % (j >> 8, j & 255), "vlan %d" % (j + 1)][k])
+EOF
+veth_up lim || exit 1
+DAEMON_BUFFER_KB=1024 daemon_start -i "$HOST_IF" -n "$N" || exit 1
+
+t0=$(now_ms)
+"$PY" - "$SOCK" "$HOST_IF" "$TDIR/filters" >"$TDIR/new.out" <<'EOF'
+import socket, sys, threading
+sock, iface, path = sys.argv[1:]
+flt = open(path).read().splitlines()
+bad = []
+def client(part):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sock)
+    f = s.makefile("rb")
+    f.readline()				# hello
+    s.sendall(b"".join(("new s%d interface %s mode kernel filter %s\n" %
+        (i, iface, flt[i])).encode() for i in part))
+    for i in part:
+        line = f.readline().decode()
+        while line and line != "ok\n" and not line.startswith("error"):
+            line = f.readline().decode()
+        if line != "ok\n":
+            bad.append("s%d: %s" % (i, line.strip() or "connection closed"))
+threads = [threading.Thread(target=client, args=(range(k, len(flt), 4),)) for k in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+print("\n".join(bad[:5]), end="")
+EOF
+check_eq "$N sessions created" "" "$(cat "$TDIR/new.out")"
+echo "  created in $(($(now_ms) - t0)) ms"
+check_eq "all $N count on the kernel path, running" "$N" "$(cs -j list | "$PY" -c '
+import json, sys
+print(sum(s["mode"] == "kernel" and s["state"] == "running" for s in json.load(sys.stdin)))')"
+
+# Session i gets 1 + i % 3 frames, sent from the namespace.
+ip netns exec "$NETNS" "$PY" - "$PEER_IF" "$N" <<'EOF'
+import socket, struct, sys
+ifname, n = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((ifname, 0))
+def ip4(proto, src, dst, l4):
+    h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 0, 0, 64, proto, 0,
+                    socket.inet_aton(src), socket.inet_aton(dst))
+    return h + l4
+mac = b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01"
+for i in range(n):
+    k, j = i % 4, i // 4
+    udp9 = struct.pack("!HHHH", 9, 9, 8, 0)
+    if k == 0:
+        f = mac + b"\x08\x00" + ip4(17, "10.250.0.1", "10.250.0.2",
+                                    struct.pack("!HHHH", 9, 20000 + j, 8, 0))
+    elif k == 1:
+        f = mac + b"\x08\x00" + ip4(6, "10.250.0.1", "10.250.0.2",
+                                    struct.pack("!HHIIBBHHH", 9, 20000 + j, 0, 0, 0x50, 2, 1024, 0, 0))
+    elif k == 2:
+        f = mac + b"\x08\x00" + ip4(17, "10.1.%d.%d" % (j >> 8, j & 255), "10.250.0.2", udp9)
+    else:
+        f = mac + struct.pack("!HH", 0x8100, j + 1) + b"\x08\x00" + ip4(17, "10.250.0.1", "10.250.0.2", udp9)
+    for _ in range(1 + i % 3):
+        s.send(f)
+EOF
+# compare: the sessions whose count is not 1 + i % 3, once the counts stop moving
+compare() {
+	cs -j list | "$PY" -c '
+import json, sys
+got = {s["session"]: s["packets"] for s in json.load(sys.stdin)}
+n = int(sys.argv[1])
+bad = ["s%d: %s, expected %d" % (i, got.get("s%d" % i), 1 + i % 3)
+       for i in range(n) if got.get("s%d" % i) != 1 + i % 3]
+print("%d wrong, first %s" % (len(bad), "; ".join(bad[:3])) if bad else "", end="")' "$N"
+}
+k=0
+while [ -n "$(compare)" ] && [ "$k" -lt 50 ]; do
+	nap 0.1
+	k=$((k + 1))
+done
+check_eq "each of the $N sessions counts exactly its own frames" "" "$(compare)"
+
+check_fails "session $((N + 1)) is refused" 1 cs new one-more interface "$HOST_IF" filter udp port 9
+check_match "with the limit in its message" "session limit reached: $N sessions" "$ERR"
+check "the daemon still answers" cs show s0
+check "a stop makes room" cs stop s1
+check "for a new session" cs new one-more interface "$HOST_IF" mode kernel filter udp port 9
+check_eq "which counts on the kernel path" "kernel" "$(cs -j show one-more | "$PY" -c '
+import json, sys; print(json.load(sys.stdin)["mode"])')"
+daemon_stop
