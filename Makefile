@@ -21,7 +21,14 @@ CFLAGS	?= -O2 -g
 CFLAGS	+= -std=gnu11 $(WARN) $(EXTRA_CFLAGS)
 CPPFLAGS += -D_GNU_SOURCE -Ishm -Idaemon -Iclient $(shell pkg-config --cflags $(PKGS))
 LDLIBS	+= $(shell pkg-config --libs $(PKGS))
+# The client starts once per `poll`, so libbsd (and its libmd) are linked
+# into the binary rather than loaded at each start; BSD_STATIC=0 loads them.
+BSD_STATIC ?= 1
+ifeq ($(BSD_STATIC),1)
+BIN_LIBS = -Wl,-Bstatic $(shell pkg-config --libs --static libbsd-overlay) -Wl,-Bdynamic -ldl
+else
 BIN_LIBS = $(shell pkg-config --libs libbsd-overlay) -ldl
+endif
 WERROR	?= 1
 ifeq ($(WERROR),1)
 CFLAGS	+= -Werror
