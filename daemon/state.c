@@ -3,6 +3,8 @@
  * session's name, interface and filter, one per line, and is replaced
  * atomically (write, fsync, rename) at every change. A damaged file is
  * kept aside, never overwritten, and what can be read of it is restored.
+ * A session over the session limit at start is held: its line is written
+ * back after the sessions that run, for a start with a larger -n.
  *
  *	# capstats state 1
  *	session TAB NAME TAB IFACE TAB MODE TAB FILTER LF
@@ -20,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "log.h"
 #include "proto.h"
 #include "sess.h"
@@ -30,11 +33,104 @@
 #define STATE_LINE_MAX	(CTL_FILTER_MAX + CAPSTATS_NAME_MAX + CAPSTATS_IFACE_MAX + 32)
 
 static char path[PATH_MAX];
+static char **held;		/* lines of sessions over the limit at start */
+static size_t nheld;
+
+static void
+held_free(void)
+{
+	while (nheld > 0)
+		free(held[--nheld]);
+	free(held);
+	held = NULL;
+}
 
 void
 state_init(const char *p)
 {
 	strlcpy(path, p, sizeof(path));
+	held_free();
+}
+
+/* Hold LINE; -1 when out of memory. */
+static int
+held_add(const char *line)
+{
+	char **more, *copy;
+
+	if ((copy = strdup(line)) == NULL ||
+	    (more = reallocarray(held, nheld + 1, sizeof(*held))) == NULL) {
+		free(copy);
+		return -1;
+	}
+	held = more;
+	held[nheld++] = copy;
+	return 0;
+}
+
+/* The name of held line I, in NAME. */
+static void
+held_name(size_t i, char *name, size_t namelen)
+{
+	const char *p = held[i] + sizeof("session");
+
+	snprintf(name, namelen, "%.*s", (int)strcspn(p, "\t"), p);
+}
+
+/* Whether a session in the table took held line I's name (put in NAME). */
+static bool
+held_replaced(size_t i, char *name, size_t namelen)
+{
+	held_name(i, name, namelen);
+	return sess_find(name) != NULL;
+}
+
+static bool
+held_has(const char *want)
+{
+	char name[CAPSTATS_NAME_MAX + 1];
+	size_t i;
+
+	for (i = 0; i < nheld; i++) {
+		held_name(i, name, sizeof(name));
+		if (strcmp(name, want) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Write the held lines to F, but for one whose name a session in the table
+ * has taken since: that session replaces it. One still starting does not
+ * yet: if its filter fails, the held line stays.
+ */
+static void
+held_write(FILE *f)
+{
+	char name[CAPSTATS_NAME_MAX + 1];
+	size_t i;
+
+	for (i = 0; i < nheld; i++)
+		if (!held_replaced(i, name, sizeof(name)))
+			fprintf(f, "%s\n", held[i]);
+}
+
+/* Once the file is saved without them, forget the replaced held lines. */
+static void
+held_prune(void)
+{
+	char name[CAPSTATS_NAME_MAX + 1];
+	size_t i, k = 0;
+
+	for (i = 0; i < nheld; i++) {
+		if (held_replaced(i, name, sizeof(name))) {
+			log_warnx("state file %s: held session %s is replaced "
+			    "by the new session of that name", path, name);
+			free(held[i]);
+		} else
+			held[k++] = held[i];
+	}
+	nheld = k;
 }
 
 static int
@@ -74,6 +170,7 @@ state_save(void)
 	TAILQ_FOREACH(s, &sessions, entry)
 		fprintf(f, "session\t%s\t%s\t%s\t%s\n", s->name, s->iface,
 		    sess_mode_word(s->want), s->filter);
+	held_write(f);
 	if (fflush(f) == EOF || fsync(fileno(f)) == -1) {
 		log_warn("state file %s", tmp);
 		fclose(f);
@@ -88,6 +185,7 @@ state_save(void)
 	}
 	if (fsync_dir(path) == -1)
 		log_warn("state file directory of %s", path);
+	held_prune();
 	return 0;
 }
 
@@ -127,6 +225,9 @@ done:
 	close(out);
 }
 
+/* state_line()'s answer for a session over the limit: it is held. */
+static const char over_limit[] = "over the session limit";
+
 /* Restore one line; a reason when it cannot be. */
 static const char *
 state_line(char *line)
@@ -146,13 +247,20 @@ state_line(char *line)
 		return "bad counting path";
 	if (!ctl_valid_filter(f[4]))
 		return "bad filter text";
-	if (sess_name_taken(f[1]))
+	if (sess_name_taken(f[1]) || held_has(f[1]))
 		return "session named twice";
-	if (sess_restore(f[1], f[2], want, f[4], err, sizeof(err)) != CTL_OK) {
+	switch (sess_restore(f[1], f[2], want, f[4], err, sizeof(err))) {
+	case CTL_OK:
+		return NULL;
+	case CTL_FULL:
+		log_warnx("state file %s: session %s: over the session limit "
+		    "(%u); held in the file, not counted", path, f[1],
+		    cfg.max_sessions);
+		return over_limit;
+	default:
 		log_warnx("state file %s: session %s: %s", path, f[1], err);
 		return "could not be restored";
 	}
-	return NULL;
 }
 
 /*
@@ -193,14 +301,17 @@ state_check_line(char *line, size_t len, bool had_lf)
 	return state_line(line);
 }
 
-/* Restore each good line of F; count the good and the bad; the lines read. */
+/*
+ * Restore each good line of F; count the good, the held and the bad; the
+ * lines read.
+ */
 static unsigned
-state_read(FILE *f, unsigned *good, unsigned *bad)
+state_read(FILE *f, unsigned *good, unsigned *nhold, unsigned *bad)
 {
 	unsigned lineno = 0;
 	const char *why;
 	char *line = NULL;
-	size_t cap = 0, len;
+	size_t cap = 0, len, i;
 	ssize_t n;
 	bool lf;
 
@@ -217,7 +328,18 @@ state_read(FILE *f, unsigned *good, unsigned *bad)
 			log_warnx("state file %s: no header", path);
 			(*bad)++;
 		}
-		if ((why = state_check_line(line, len, lf)) != NULL) {
+		if ((why = state_check_line(line, len, lf)) == over_limit) {
+			/* the line had no NUL: its fields' ends were tabs */
+			for (i = 0; i < len; i++)
+				if (line[i] == '\0')
+					line[i] = '\t';
+			if (held_add(line) == 0) {
+				(*nhold)++;
+				continue;
+			}
+			why = "over the session limit, and out of memory";
+		}
+		if (why != NULL) {
 			log_warnx("state file %s line %u: %s; not restored",
 			    path, lineno, why);
 			(*bad)++;
@@ -231,7 +353,7 @@ state_read(FILE *f, unsigned *good, unsigned *bad)
 void
 state_restore(void)
 {
-	unsigned bad = 0, good = 0, lines;
+	unsigned bad = 0, good = 0, nhold = 0, lines;
 	const char *why;
 	FILE *f;
 	int fd;
@@ -253,7 +375,10 @@ state_restore(void)
 		state_save();
 		return;
 	}
-	lines = state_read(f, &good, &bad);
+	lines = state_read(f, &good, &nhold, &bad);
+	if (nhold > 0)
+		log_warnx("state file %s: %u sessions held until a start with "
+		    "a larger -n", path, nhold);
 	if (lines > 0)
 		log_info("state file %s: %u sessions restored, %u lines not",
 		    path, good, bad);

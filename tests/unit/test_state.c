@@ -333,26 +333,82 @@ test_no_header(void)
 	down();
 }
 
+/*
+ * Sessions over the limit at start are held: not counted, but their lines
+ * stay in the file, after the running sessions, for a start with a larger
+ * -n; nothing is kept aside, as nothing is damaged. A new session of a
+ * held one's name replaces it.
+ */
 static void
 test_limit(void)
 {
 	static const char data[] = HEADER "session\ta\te0\tauto\tip\n"
 	    "session\tb\te0\tauto\tip\n" "session\tc\te0\tauto\tip\n"
 	    "session\td\te0\tauto\tip\n" "session\te\te0\tauto\tip\n"
-	    "session\tf\te0\tauto\tip\n";
+	    "session\tf\te0\tkernel\tudp port 9\n";
+	static const char after[] = HEADER "session\ta\te0\tauto\tip\n"
+	    "session\tb\te0\tauto\tip\n" "session\tc\te0\tauto\tip\n"
+	    "session\te\te0\tpcap\ttcp\n"
+	    "session\tf\te0\tkernel\tudp port 9\n";
+	const struct sess_waiter none = { NULL, 0 };
 	const char *file = at("limit");
+	char err[512];
 
 	CHECK(PUT(file, data) == 0);
 	up(file);
 	state_restore();
 	CHECK_STR(table(), "a/e0/auto/error/ip;b/e0/auto/error/ip;"
 	    "c/e0/auto/error/ip;d/e0/auto/error/ip;");
-	CHECK(dbl_logged("/limit: session e: session limit reached: 4 "
-	    "sessions (raise it with -n)"));
-	CHECK(dbl_logged("/limit line 6: could not be restored; not restored"));
-	CHECK(dbl_logged("/limit line 7: could not be restored; not restored"));
-	CHECK(kept_is(file, data, sizeof(data) - 1));
-	CHECK(strstr(text_of(file), "\te\t") == NULL);
+	CHECK(dbl_logged("/limit: session e: over the session limit (4); "
+	    "held in the file, not counted"));
+	CHECK(dbl_logged("/limit: session f: over the session limit (4); "
+	    "held in the file, not counted"));
+	CHECK(dbl_logged("/limit: 2 sessions held until a start with a "
+	    "larger -n"));
+	CHECK(dbl_logged("/limit: 4 sessions restored, 0 lines not"));
+	CHECK(kept(file, NULL, 0) == 0);
+	CHECK_STR(text_of(file), data);
+
+	/* A stop makes room, but the held stay held until the next start. */
+	sess_stop(sess_find("d"));
+	CHECK(state_save() == 0);
+	CHECK(strstr(text_of(file), "\td\t") == NULL);
+	CHECK(strstr(text_of(file), "session\te\te0\tauto\tip\n") != NULL);
+	/* A new session named as a held one takes its place. */
+	CHECK(sess_new("e", "e0", SESS_PCAP, "tcp", &none, err,
+	    sizeof(err)) == CTL_OK);
+	CHECK(state_save() == 0);	/* still compiling: e is held yet */
+	CHECK(strstr(text_of(file), "session\te\te0\tauto\tip\n") != NULL);
+	dbl_settle();
+	CHECK(state_save() == 0);
+	CHECK(dbl_logged("/limit: held session e is replaced by the new "
+	    "session of that name"));
+	CHECK_STR(text_of(file), after);
+	down();
+
+	/* The next start restores what fits and holds the rest again. */
+	up(file);
+	state_restore();
+	CHECK_STR(table(), "a/e0/auto/error/ip;b/e0/auto/error/ip;"
+	    "c/e0/auto/error/ip;e/e0/pcap/error/tcp;");
+	CHECK(dbl_logged("/limit: 1 sessions held until a start with a "
+	    "larger -n"));
+	CHECK_STR(text_of(file), after);
+	CHECK(kept(file, NULL, 0) == 0);
+	down();
+
+	/* A name held twice is a damaged file, as a name restored twice is. */
+	file = at("limit2");
+	CHECK(PUT(file, HEADER "session\ta\te0\tauto\tip\n"
+	    "session\tb\te0\tauto\tip\n" "session\tc\te0\tauto\tip\n"
+	    "session\td\te0\tauto\tip\n" "session\te\te0\tauto\tip\n"
+	    "session\te\te0\tauto\ttcp\n") == 0);
+	up(file);
+	state_restore();
+	CHECK(dbl_logged("/limit2 line 7: session named twice; not restored"));
+	CHECK(kept(file, NULL, 0) == 1);
+	CHECK(strstr(text_of(file), "session\te\te0\tauto\tip\n") != NULL);
+	CHECK(strstr(text_of(file), "\ttcp\n") == NULL);
 	down();
 }
 
