@@ -2,7 +2,9 @@
 # one interface and all on the kernel path, whatever net.core.optmem_max
 # says; each counts exactly the frames sent to it, one to three apiece so
 # that a frame counted by another session shows. One more is refused with
-# the limit's message, the daemon stays, and a stop makes room again.
+# the limit's message, the daemon stays, and a stop makes room again. A
+# start with a smaller -n holds the sessions over it in the state file, and
+# one with -n back at 4096 restores them all.
 . "${TOP:-.}/tests/lib.sh"
 require_root
 require_capstats
@@ -104,4 +106,30 @@ check "a stop makes room" cs stop s1
 check "for a new session" cs new one-more interface "$HOST_IF" mode kernel filter udp port 9
 check_eq "which counts on the kernel path" "kernel" "$(cs -j show one-more | "$PY" -c '
 import json, sys; print(json.load(sys.stdin)["mode"])')"
+
+# running_kernel: how many sessions run on the kernel path
+running_kernel() {
+	cs -j list | "$PY" -c 'import json, sys
+print(sum(s["mode"] == "kernel" and s["state"] == "running" for s in json.load(sys.stdin)))'
+}
+# A start with a smaller -n holds the sessions over it in the state file;
+# one with -n back at N restores them all.
+daemon_stop
+DAEMON_BUFFER_KB=1024 daemon_start -i "$HOST_IF" -n $((N - 96)) || exit 1
+check_eq "$((N - 96)) restored under -n $((N - 96))" "$((N - 96))" \
+    "$(cs -j list | "$PY" -c 'import json, sys; print(len(json.load(sys.stdin)))')"
+check "the log says 96 are held" grep -q "96 sessions held until a start with a larger -n" \
+    "$TDIR/daemon.log"
+check_eq "the state file keeps all $N" "$N" "$(grep -c '^session' "$STATE")"
+check_eq "and nothing is kept aside as damaged" "" "$(ls "$STATE".bad.* 2>/dev/null)"
+daemon_stop
+t0=$(now_ms)
+DAEMON_BUFFER_KB=1024 daemon_start -i "$HOST_IF" -n "$N" || exit 1
+k=0
+while [ "$(running_kernel)" != "$N" ] && [ "$k" -lt 300 ]; do
+	nap 0.1
+	k=$((k + 1))
+done
+check_eq "all $N restored under -n $N, on the kernel path" "$N" "$(running_kernel)"
+echo "  restored in $(($(now_ms) - t0)) ms"
 daemon_stop
