@@ -29,6 +29,7 @@
 #include "state.h"
 
 #define STATE_HEADER	"# capstats state 1"
+#define STATE_SESSION	"session\t%s\t%s\t%s\t%s"	/* name, iface, mode, filter */
 #define STATE_BUFFER	(256 * 1024)
 #define STATE_LINE_MAX	(CTL_FILTER_MAX + CAPSTATS_NAME_MAX + CAPSTATS_IFACE_MAX + 32)
 
@@ -52,14 +53,15 @@ state_init(const char *p)
 	held_free();
 }
 
-/* Hold LINE; -1 when out of memory. */
+/* Hold the session of fields F: name, iface, mode, filter; -1: no memory. */
 static int
-held_add(const char *line)
+held_add(char *const f[4])
 {
 	char **more, *copy;
 
-	if ((copy = strdup(line)) == NULL ||
-	    (more = reallocarray(held, nheld + 1, sizeof(*held))) == NULL) {
+	if (asprintf(&copy, STATE_SESSION, f[0], f[1], f[2], f[3]) == -1)
+		return -1;
+	if ((more = reallocarray(held, nheld + 1, sizeof(*held))) == NULL) {
 		free(copy);
 		return -1;
 	}
@@ -168,7 +170,7 @@ state_save(void)
 	setvbuf(f, buf, _IOFBF, sizeof(buf));
 	fprintf(f, "%s\n", STATE_HEADER);
 	TAILQ_FOREACH(s, &sessions, entry)
-		fprintf(f, "session\t%s\t%s\t%s\t%s\n", s->name, s->iface,
+		fprintf(f, STATE_SESSION "\n", s->name, s->iface,
 		    sess_mode_word(s->want), s->filter);
 	held_write(f);
 	if (fflush(f) == EOF || fsync(fileno(f)) == -1) {
@@ -225,7 +227,7 @@ done:
 	close(out);
 }
 
-/* state_line()'s answer for a session over the limit: it is held. */
+/* state_line()'s answer for a session over the limit, which it held. */
 static const char over_limit[] = "over the session limit";
 
 /* Restore one line; a reason when it cannot be. */
@@ -253,6 +255,8 @@ state_line(char *line)
 	case CTL_OK:
 		return NULL;
 	case CTL_FULL:
+		if (held_add(&f[1]) == -1)
+			return "over the session limit, and out of memory";
 		log_warnx("state file %s: session %s: over the session limit "
 		    "(%u); held in the file, not counted", path, f[1],
 		    cfg.max_sessions);
@@ -311,7 +315,7 @@ state_read(FILE *f, unsigned *good, unsigned *nhold, unsigned *bad)
 	unsigned lineno = 0;
 	const char *why;
 	char *line = NULL;
-	size_t cap = 0, len, i;
+	size_t cap = 0, len;
 	ssize_t n;
 	bool lf;
 
@@ -328,18 +332,9 @@ state_read(FILE *f, unsigned *good, unsigned *nhold, unsigned *bad)
 			log_warnx("state file %s: no header", path);
 			(*bad)++;
 		}
-		if ((why = state_check_line(line, len, lf)) == over_limit) {
-			/* the line had no NUL: its fields' ends were tabs */
-			for (i = 0; i < len; i++)
-				if (line[i] == '\0')
-					line[i] = '\t';
-			if (held_add(line) == 0) {
-				(*nhold)++;
-				continue;
-			}
-			why = "over the session limit, and out of memory";
-		}
-		if (why != NULL) {
+		if ((why = state_check_line(line, len, lf)) == over_limit)
+			(*nhold)++;
+		else if (why != NULL) {
 			log_warnx("state file %s line %u: %s; not restored",
 			    path, lineno, why);
 			(*bad)++;
