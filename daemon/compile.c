@@ -475,11 +475,12 @@ worker_start(void)
 	w->ev.fd = sv[0];
 	w->ev.fn = worker_io;
 	if (w->pid == -1 || ev_add(&w->ev, EPOLLIN) == -1) {
+		if (w->pid != -1)
+			e = errno;	/* ev_add's; fork's is kept above */
 		close(sv[0]);
 		if (w->pid == -1)
 			free(w);
 		else {
-			e = errno;
 			w->ev.fd = -1;
 			kill(w->pid, SIGKILL);	/* reaped by the tick */
 			TAILQ_INSERT_TAIL(&dying, w, entry);
