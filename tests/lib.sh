@@ -503,6 +503,40 @@ replay() {
 	return 0
 }
 
+# new_many FILE PREFIX FIRST LAST [WORD...]: sessions PREFIX<i> on $HOST_IF
+# for lines FIRST..LAST of FILE, a filter a line, WORDs (mode kernel, say)
+# before the filter, over 4 connections that pipeline their requests;
+# prints the sessions that failed, with why
+new_many() {
+	"$PY" - "$SOCK" "$HOST_IF" "$@" <<'EOF'
+import socket, sys, threading
+sock, iface, path, prefix, first, last = sys.argv[1:7]
+words = "".join(w + " " for w in sys.argv[7:])
+flt = open(path).read().splitlines()
+wanted = list(range(int(first), int(last) + 1))
+bad = []
+def client(part):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sock)
+    f = s.makefile("rb")
+    f.readline()				# hello
+    s.sendall(b"".join(("new %s%d interface %s %sfilter %s\n" % (prefix, i, iface,
+        words, flt[i - 1])).encode() for i in part))
+    for i in part:
+        while True:
+            line = f.readline().decode()
+            if line == "ok\n":
+                break
+            if not line or line.startswith("error"):
+                bad.append("%s%d: %s" % (prefix, i, line.strip() or "connection closed"))
+                break
+threads = [threading.Thread(target=client, args=(wanted[k::4],)) for k in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+print("\n".join(bad))
+EOF
+}
+
 # poll_field NAME KEY: one value of session NAME's counters (`poll -j`)
 poll_field() {
 	cs -j poll "$1" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$2"

@@ -26,36 +26,14 @@ veth_up lim || exit 1
 DAEMON_BUFFER_KB=1024 daemon_start -i "$HOST_IF" -n "$N" || exit 1
 
 t0=$(now_ms)
-"$PY" - "$SOCK" "$HOST_IF" "$TDIR/filters" >"$TDIR/new.out" <<'EOF'
-import socket, sys, threading
-sock, iface, path = sys.argv[1:]
-flt = open(path).read().splitlines()
-bad = []
-def client(part):
-    s = socket.socket(socket.AF_UNIX)
-    s.connect(sock)
-    f = s.makefile("rb")
-    f.readline()				# hello
-    s.sendall(b"".join(("new s%d interface %s mode kernel filter %s\n" %
-        (i, iface, flt[i])).encode() for i in part))
-    for i in part:
-        line = f.readline().decode()
-        while line and line != "ok\n" and not line.startswith("error"):
-            line = f.readline().decode()
-        if line != "ok\n":
-            bad.append("s%d: %s" % (i, line.strip() or "connection closed"))
-threads = [threading.Thread(target=client, args=(range(k, len(flt), 4),)) for k in range(4)]
-for t in threads: t.start()
-for t in threads: t.join()
-print("\n".join(bad[:5]), end="")
-EOF
+new_many "$TDIR/filters" s 1 "$N" mode kernel >"$TDIR/new.out"
 check_eq "$N sessions created" "" "$(cat "$TDIR/new.out")"
 echo "  created in $(($(now_ms) - t0)) ms"
 check_eq "all $N count on the kernel path, running" "$N" "$(cs -j list | "$PY" -c '
 import json, sys
 print(sum(s["mode"] == "kernel" and s["state"] == "running" for s in json.load(sys.stdin)))')"
 
-# Session i gets 1 + i % 3 frames, sent from the namespace.
+# Session s<i+1> (line i+1) gets 1 + i % 3 frames, sent from the namespace.
 ip netns exec "$NETNS" "$PY" - "$PEER_IF" "$N" <<'EOF'
 import socket, struct, sys
 ifname, n = sys.argv[1], int(sys.argv[2])
@@ -88,8 +66,8 @@ compare() {
 import json, sys
 got = {s["session"]: s["packets"] for s in json.load(sys.stdin)}
 n = int(sys.argv[1])
-bad = ["s%d: %s, expected %d" % (i, got.get("s%d" % i), 1 + i % 3)
-       for i in range(n) if got.get("s%d" % i) != 1 + i % 3]
+bad = ["s%d: %s, expected %d" % (i + 1, got.get("s%d" % (i + 1)), 1 + i % 3)
+       for i in range(n) if got.get("s%d" % (i + 1)) != 1 + i % 3]
 print("%d wrong, first %s" % (len(bad), "; ".join(bad[:3])) if bad else "", end="")' "$N"
 }
 k=0
@@ -101,7 +79,7 @@ check_eq "each of the $N sessions counts exactly its own frames" "" "$(compare)"
 
 check_fails "session $((N + 1)) is refused" 1 cs new one-more interface "$HOST_IF" filter udp port 9
 check_match "with the limit in its message" "session limit reached: $N sessions" "$ERR"
-check "the daemon still answers" cs show s0
+check "the daemon still answers" cs show s2
 check "a stop makes room" cs stop s1
 check "for a new session" cs new one-more interface "$HOST_IF" mode kernel filter udp port 9
 check_eq "which counts on the kernel path" "kernel" "$(cs -j show one-more | "$PY" -c '

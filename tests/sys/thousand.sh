@@ -49,38 +49,8 @@ check_eq "$N filters from the captures" "$N" "$(wc -l <"$TDIR/filters")"
 veth_up th || exit 1
 DAEMON_BUFFER_KB=1024 daemon_start -i "$HOST_IF" -n 1200 || exit 1
 
-# new_many PREFIX FIRST LAST: sessions PREFIX<i> for lines FIRST..LAST of
-# the filters, over 4 connections that pipeline their requests.
-new_many() {
-	"$PY" - "$SOCK" "$HOST_IF" "$TDIR/filters" "$@" <<'EOF'
-import socket, sys, threading
-sock, iface, path, prefix, first, last = sys.argv[1:]
-flt = open(path).read().splitlines()
-wanted = list(range(int(first), int(last) + 1))
-bad = []
-def client(part):
-    s = socket.socket(socket.AF_UNIX)
-    s.connect(sock)
-    f = s.makefile("rb")
-    f.readline()				# hello
-    s.sendall(b"".join(("new %s%d interface %s filter %s\n" % (prefix, i, iface,
-        flt[i - 1])).encode() for i in part))
-    for i in part:
-        while True:
-            line = f.readline().decode()
-            if line == "ok\n":
-                break
-            if not line or line.startswith("error"):
-                bad.append("%s%d: %s" % (prefix, i, line.strip()))
-                break
-threads = [threading.Thread(target=client, args=(wanted[k::4],)) for k in range(4)]
-for t in threads: t.start()
-for t in threads: t.join()
-print("\n".join(bad))
-EOF
-}
 t0=$(now_ms)
-check_eq "$N sessions created" "" "$(new_many s 1 $N)"
+check_eq "$N sessions created" "" "$(new_many "$TDIR/filters" s 1 $N)"
 echo "  created in $(($(now_ms) - t0)) ms"
 kernel_count() {
 	cs -j list | "$PY" -c 'import json,sys; print(sum(s["mode"] == "kernel" and s["state"] == "running" for s in json.load(sys.stdin)))'
@@ -143,9 +113,9 @@ check_eq "$N sessions exact on ${1}" "" "$(compare "$1" before after)"
 replay "$CORPUS/$2" 2000 &
 rp=$!
 bg_track "$rp"
-new_many c 1 100 >"$TDIR/churn.out"
+new_many "$TDIR/filters" c 1 100 >"$TDIR/churn.out"
 for i in $(seq 1 2 100); do cs stop "c$i" >/dev/null || echo "stop c$i"; done >>"$TDIR/churn.out"
-new_many d 101 150 >>"$TDIR/churn.out"
+new_many "$TDIR/filters" d 101 150 >>"$TDIR/churn.out"
 wait "$rp"
 settle
 snapshot after2
