@@ -137,6 +137,24 @@ require_capstats() {
 	[ -x "$CAPSTATS" ] || die "${T_TAG}: $CAPSTATS is not an executable (build it first)"
 }
 
+# build_tool VAR TARGET: make $B/TARGET as $B is built (build/asan: with the
+# sanitizers) and set VAR to its absolute path; else FAIL with make's log
+build_tool() {
+	local san=0
+	case $B in
+	*/asan | */asan/* | asan | asan/*) san=1 ;;
+	esac
+	if ! make -C "$TOP" B="$B" SAN="$san" "$B/$2" >"$TDIR/make.log" 2>&1; then
+		fail "${T_TAG}: cannot build $B/$2"
+		indent <"$TDIR/make.log"
+		exit 1
+	fi
+	case $B in
+	/*) printf -v "$1" '%s' "$B/$2" ;;
+	*) printf -v "$1" '%s' "$TOP/$B/$2" ;;
+	esac
+}
+
 # ---------------------------------------------------------------- names
 
 # The tag comes from the script name unless the test sets T_TAG first.

@@ -6,6 +6,9 @@
  * packet, counting per filter. It publishes nothing; on SIGTERM or SIGINT
  * it drains the ring and prints "INDEX PACKETS BYTES DROPS" per filter,
  * DROPS being the one capture's (pcap_stats), then "stats RECV DROP IFDROP".
+ * With -r FILE it reads a capture file instead, as the kernel would meet
+ * its frames on a veth pair, and prints "INDEX PACKETS BYTES" per filter:
+ * the oracle of the tests that replay a capture to many sessions.
  */
 #include <errno.h>
 #include <pcap/pcap.h>
@@ -22,6 +25,7 @@
  * hands over a partly filled block, as tcpdump's 1 s does, only sooner.
  */
 #define SNAPLEN		128
+#define FRAME_MAX	262144	/* libpcap's MAXIMUM_SNAPLEN: a file's longest copy */
 #define TIMEOUT_MS	10
 #define FILTER_MAX	2048
 #define DRAIN_MAX	256	/* dispatch calls at the end */
@@ -86,12 +90,13 @@ count(u_char *user, const struct pcap_pkthdr *h, const u_char *bytes)
 {
 	struct reader *r = (struct reader *)user;
 	struct pcap_pkthdr uh = *h;
-	u_char untagged[SNAPLEN];
+	static u_char untagged[FRAME_MAX];
 	const u_char *plain = bytes;
 	struct filter *f;
 	int i;
 
-	if (h->caplen >= 18 && bytes[12] == 0x81 && bytes[13] == 0x00) {
+	if (h->caplen >= 18 && h->caplen <= FRAME_MAX && bytes[12] == 0x81 &&
+	    bytes[13] == 0x00) {
 		memcpy(untagged, bytes, 12);
 		memcpy(untagged + 12, bytes + 16, h->caplen - 16);
 		uh.caplen = h->caplen - 4;
@@ -156,6 +161,35 @@ filters_load(const char *path, int n, struct filter *f)
 	return i;
 }
 
+/* Count FILE's frames with the first N filters of FILTERFILE. */
+static int
+replay(const char *file, const char *filters, int n)
+{
+	char ebuf[PCAP_ERRBUF_SIZE];
+	struct reader r;
+	pcap_t *p;
+	int i;
+
+	if ((r.f = calloc((size_t)n, sizeof(*r.f))) == NULL)
+		die("calloc", strerror(errno));
+	if ((r.n = filters_load(filters, n, r.f)) == 0)
+		die(filters, "no filters");
+	if ((p = pcap_open_offline(file, ebuf)) == NULL)
+		die(file, ebuf);
+	if (pcap_datalink(p) != DLT_EN10MB)
+		die(file, "not an Ethernet capture");
+	if (pcap_loop(p, -1, count, (u_char *)&r) == -1)
+		die(file, pcap_geterr(p));
+	for (i = 0; i < r.n; i++) {
+		printf("%d %llu %llu\n", i, (unsigned long long)r.f[i].packets,
+		    (unsigned long long)r.f[i].bytes);
+		pcap_freecode(&r.f[i].prog);
+	}
+	pcap_close(p);
+	free(r.f);
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -167,8 +201,11 @@ main(int argc, char **argv)
 	pcap_t *p;
 	int i, n;
 
+	if (argc == 5 && strcmp(argv[1], "-r") == 0 && (n = atoi(argv[4])) > 0)
+		return replay(argv[2], argv[3], n);
 	if (argc != 5 || (n = atoi(argv[4])) < 1) {
-		fprintf(stderr, "usage: offline IFACE BUFFER_KB FILTERFILE N\n");
+		fprintf(stderr, "usage: offline IFACE BUFFER_KB FILTERFILE N\n"
+		    "       offline -r FILE FILTERFILE N\n");
 		return 2;
 	}
 	if ((r.f = calloc((size_t)n, sizeof(*r.f))) == NULL)

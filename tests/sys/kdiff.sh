@@ -20,20 +20,7 @@ CORPUS=${CAPSTATS_CORPUS:-$TOP/../shared/corpus}
     die "kdiff: corpus not found: no $CORPUS/filters.txt (set CAPSTATS_CORPUS)"
 
 # The program, built as this build directory is (build/asan: sanitizers).
-case $B in
-*/asan | */asan/* | asan | asan/*) san=1 ;;
-*) san=0 ;;
-esac
-if ! make -C "$TOP" B="$B" SAN="$san" "$B/kdiff/kdiff" \
-    >"$TDIR/make.log" 2>&1; then
-	fail "kdiff: cannot build $B/kdiff/kdiff"
-	indent <"$TDIR/make.log"
-	exit 1
-fi
-case $B in
-/*) KDIFF=$B/kdiff/kdiff ;;
-*) KDIFF=$TOP/$B/kdiff/kdiff ;;
-esac
+build_tool KDIFF kdiff/kdiff
 
 # Both ends in the namespace, which takes them along when cleanup deletes it.
 # No IPv6, no ARP, no addresses: nothing sends on its own. An MTU of 9000

@@ -1,13 +1,13 @@
 # tests/sys/thousand.sh: a thousand sessions on one interface, all on the
 # kernel path, exact on corpus traffic: `host A` for the hosts of the
-# captures and `tcp port P` / `udp port P` for their ports, with tcpdump
+# captures and `tcp port P` / `udp port P` for their ports, with libpcap
 # reading the same captures as the oracle. A hundred more sessions come
 # and go while a capture replays, and the thousand are exact through it;
 # a restarted daemon restores them all from its state file.
 . "${TOP:-.}/tests/lib.sh"
 require_root
 require_capstats
-need ip ethtool tcpreplay tcpdump "$PY"
+need ip ethtool tcpreplay "$PY"
 CORPUS=${CAPSTATS_CORPUS:-$TOP/../shared/corpus}
 FILES="ndpi-iphone.pcap ndpi-stun.pcap tcpreplay-test.pcap"
 for f in $FILES; do
@@ -60,14 +60,17 @@ cs -j list | "$PY" -c 'import json,sys
 for s in json.load(sys.stdin):
     if s["mode"] != "kernel": print(s["session"], s["mode_reason"]); break' | indent
 
-# What tcpdump counts of each filter on each capture: "FILE LINE PACKETS BYTES".
+# What libpcap counts of each filter on each capture, every filter compiled
+# with pcap_compile and run in user space on each frame, as tcpdump -r does
+# (tests/bench/offline.c): "FILE LINE PACKETS BYTES".
+build_tool OFFLINE bench/offline
+: >"$TDIR/oracle"
 for f in $FILES; do
-	i=0
-	while IFS= read -r flt; do
-		i=$((i + 1))
-		echo "$f $i $(tcpdump -r "$CORPUS/$f" -w - "$flt" 2>/dev/null | pcap_count -)"
-	done <"$TDIR/filters"
-done >"$TDIR/oracle"
+	"$OFFLINE" -r "$CORPUS/$f" "$TDIR/filters" "$N" >"$TDIR/counts" &&
+	    [ "$(wc -l <"$TDIR/counts")" -eq "$N" ] ||
+	    die "thousand: the oracle did not count $f with $N filters"
+	awk -v f="$f" '{ print f, $1 + 1, $2, $3 }' "$TDIR/counts" >>"$TDIR/oracle"
+done
 
 snapshot() { cs -j list >"$TDIR/$1.json"; }
 # compare FILE BEFORE AFTER: each session's growth against the oracle.
