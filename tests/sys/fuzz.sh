@@ -13,12 +13,14 @@ fi
 require_root
 need clang make
 
-# Inputs per target after its seeds: with the build, the whole test takes
-# under a minute on 2 cores. fuzz_request runs the real sessions, state
-# file and segment under each input, at a few hundred inputs a second.
+# Inputs per target after its seeds, or SECONDS, whichever ends first:
+# fuzz_request runs the real sessions, state file and segment under each
+# input, at a few hundred inputs a second on 2 cores, and at 60 where a
+# page fault is slow, so a count alone can take minutes.
 RUNS_fuzz_request=${CAPSTATS_FUZZ_RUNS:-10000}
 RUNS_fuzz_names=${CAPSTATS_FUZZ_RUNS:-80000}
 RUNS_fuzz_segment=${CAPSTATS_FUZZ_RUNS:-20000}
+SECONDS_MAX=${CAPSTATS_FUZZ_SECONDS:-30}
 # The targets' files in /dev/shm (fuzz_segment's segments, fuzz_request's
 # segment and state file): named for this run, removed at the end
 export CAPSTATS_FUZZ_SHM=capstats-t$$-fuzz
@@ -51,13 +53,15 @@ fuzz() {
 	maxlen=$(sed -n 's/^max_len *= *//p' "$TOP/tests/fuzz/$t.options")
 	[ ! -f "$TOP/tests/fuzz/$t.dict" ] || dict=(-dict="$FZ/$t.dict")
 	mkdir -p "$TDIR/corpus-$t"
-	timeout 300 "$FZ/$t" -runs="$runs" -max_len="$maxlen" "${dict[@]}" \
+	timeout 300 "$FZ/$t" -runs="$runs" -max_total_time="$SECONDS_MAX" \
+	    -max_len="$maxlen" "${dict[@]}" \
 	    -timeout=20 -print_final_stats=1 -artifact_prefix="$FZ/$t-" \
 	    "$TDIR/corpus-$t" "$TOP/tests/fuzz/corpus/$t" ${2:+"$2"} \
 	    >"$log" 2>&1
 	rc=$?
 	if [ "$rc" -eq 0 ] && grep -q '^Done ' "$log"; then
 		speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
+		runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
 		pass "fuzz: $t: $runs inputs, no crash, leak or broken invariant ($speed exec/s)"
 		return 0
 	fi
