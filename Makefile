@@ -106,8 +106,11 @@ capstats.pc: shm/capstats.pc.in
 
 # `make check T=tests/sys/X.sh` runs that system test alone, with both
 # builds; `make check-unit` runs the quick unit tests of $(B) alone.
-check: all
-	$(MAKE) B=build/asan SAN=1 build/asan/capstats build/asan/enomem.so asan-units
+# The programs the system tests run are built first, for both builds: the
+# two builds' tests run at the same time and build nothing in the tree.
+check: all $(B)/kdiff/kdiff $(B)/bench/offline
+	$(MAKE) B=build/asan SAN=1 build/asan/capstats build/asan/enomem.so asan-units \
+	    build/asan/kdiff/kdiff build/asan/bench/offline
 	T='$(T)' bash tests/run.sh build build/asan
 
 check-unit: $(QUICK:%=$(B)/tests/%)

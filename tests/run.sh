@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# tests/run.sh: run every test against one build and print the totals.
-# Unit tests are programs in $B/tests (exit 0 = pass, 77 = cannot run
-# here, with a line saying why); system tests are tests/sys/*.sh, which
+# tests/run.sh: run every test against one build or more and print the
+# totals. Unit tests are programs in $B/tests (exit 0 = pass, 77 = cannot
+# run here, with a line saying why); system tests are tests/sys/*.sh, which
 # print "PASS: what", "FAIL: what" or "SKIP: what".
+# Tests run a few at a time (CHECK_JOBS, default 3), each system test in a
+# network namespace of its own, and each test's output is printed whole
+# when it ends; a system test with a line "# alone: WHY" (it steps the
+# clock, times the daemon's answers, adds users) runs afterwards, with
+# nothing else running.
 # Usage: tests/run.sh [B...]   (build directories, default build)
 # Environment: T, system tests to run alone, e.g. T=tests/sys/json.sh
 # (`make check T=...`), and no unit test; U, unit tests to run alone, by
@@ -10,71 +15,120 @@
 set -u
 cd "$(dirname "$0")/.." || exit 2
 export TOP=$PWD
-pass=0 fail=0 skip=0
 T=${T:-} U=${U:-}
 for t in $T; do
 	[ -f "$t" ] || { echo "tests/run.sh: T: no system test $t" >&2; exit 2; }
 done
+builds=("${@:-build}")
+RES=$(mktemp -d) || exit 2
+trap 'rm -rf "$RES"' EXIT
+: >"$RES/tally"
 
-count() {	# count NAME: read a test's output on stdin, tally it
-	local name=$1 line seen=0
-	while IFS= read -r line; do
-		printf '%s\n' "$line"
-		case $line in
-		PASS:*) pass=$((pass + 1)); seen=1 ;;
-		FAIL:*) fail=$((fail + 1)); seen=1 ;;
-		SKIP:*) skip=$((skip + 1)); seen=1 ;;
-		esac
-	done
-	return $((seen == 0))
+# unit B PROGRAM: run a unit test; say PASS, SKIP (with its reason) or FAIL
+unit() {
+	local b=$1 t=$2 n=${2##*/}
+	B=$b CAPSTATS=$PWD/$b/capstats timeout 300 "$t" >"$b/$n.log" 2>&1
+	case $? in
+	0)	echo "PASS: unit $n" ;;
+	77)	sed 's/^/  | /' "$b/$n.log" | tail -40
+		echo "SKIP: unit $n: $(sed -n 's/^SKIP: //p' "$b/$n.log" | head -1)" ;;
+	*)	sed 's/^/  | /' "$b/$n.log" | tail -40
+		echo "FAIL: unit $n" ;;
+	esac
 }
 
-for B in "${@:-build}"; do
-export B CAPSTATS=$PWD/$B/capstats
-units=("$B"/tests/*)
-[ -z "$U" ] || units=($(printf "$B/tests/%s " $U))
-[ -z "$T" ] || units=()
-for t in "${units[@]}"; do
-	n=${t##*/}
-	if [ ! -x "$t" ]; then
-		[ -z "$U" ] && continue
-		echo "FAIL: unit $n: not built in $B"; fail=$((fail + 1))
-		continue
+# system B TEST K: run a system test in a network namespace of its own (its
+# own lo: no test counts another's packets), where it can make one
+system() {
+	local b=$1 t=$2 ns=cstrun$$-$3 rc
+	local in=()
+	if ip netns add "$ns" 2>/dev/null; then
+		ip -n "$ns" link set lo up
+		in=(ip netns exec "$ns")
 	fi
-	echo "== unit $n ($B)"
+	B=$b CAPSTATS=$PWD/$b/capstats timeout 600 "${in[@]}" bash "$t" </dev/null 2>&1
+	rc=$?
+	[ ${#in[@]} -eq 0 ] || ip netns del "$ns"
+	return $rc
+}
+
+# job KIND B TEST K: run it; print its output as one block when it ends,
+# with the time it took, and add its tally to $RES/tally. A system test
+# that says nothing, or fails without a FAIL line, fails.
+job() {
+	local kind=$1 b=$2 t=$3 n=${3##*/} out=$RES/$4 line rc t0 ms p=0 f=0 s=0
 	t0=$(date +%s%N)
-	timeout 300 "$t" >"$B/$n.log" 2>&1
+	"$kind" "$b" "$t" "$4" >"$out"
 	rc=$?
 	ms=$((($(date +%s%N) - t0) / 1000000))
-	if [ $rc -eq 0 ]; then
-		printf 'PASS: unit %s (%d.%02d s)\n' "$n" $((ms / 1000)) $((ms % 1000 / 10))
-		pass=$((pass + 1))
-	elif [ $rc -eq 77 ]; then
-		sed 's/^/  | /' "$B/$n.log" | tail -40
-		echo "SKIP: unit $n: $(sed -n 's/^SKIP: //p' "$B/$n.log" | head -1)"
-		skip=$((skip + 1))
-	else
-		sed 's/^/  | /' "$B/$n.log" | tail -40
-		echo "FAIL: unit $n"; fail=$((fail + 1))
+	while IFS= read -r line; do
+		case $line in
+		PASS:*) p=$((p + 1)) ;;
+		FAIL:*) f=$((f + 1)) ;;
+		SKIP:*) s=$((s + 1)) ;;
+		esac
+	done <"$out"
+	if [ "$kind" = system ] && { [ $((p + f + s)) -eq 0 ] ||
+	    { [ $rc -ne 0 ] && [ $f -eq 0 ]; }; }; then
+		echo "FAIL: $n exited $rc" >>"$out"
+		f=$((f + 1))
 	fi
-done
+	{
+		flock 9
+		printf '== %s %s (%s, %d.%02d s)\n' "$kind" "${n%.sh}" "$b" \
+		    $((ms / 1000)) $((ms % 1000 / 10))
+		cat "$out"
+		echo "$p $f $s" >>"$RES/tally"
+	} 9>>"$RES/lock"
+}
 
+# The queue: "KIND B TEST" per line, units first.
+for b in "${builds[@]}"; do
+	units=("$b"/tests/*)
+	[ -z "$U" ] || units=($(printf "$b/tests/%s " $U))
+	[ -z "$T" ] || units=()
+	for t in "${units[@]}"; do
+		if [ -x "$t" ]; then
+			echo "unit $b $t"
+		elif [ -n "$U" ]; then
+			echo "FAIL: unit ${t##*/}: not built in $b" >&2
+			echo "0 1 0" >>"$RES/tally"
+		fi
+	done
+done 2>&1 >"$RES/queue"
 systests=(tests/sys/*.sh)
 [ -z "$T" ] || systests=($T)
 [ -z "$U" ] || systests=()
+alone() { grep -q '^# alone:' "$1"; }
 for t in "${systests[@]}"; do
-	[ -f "$t" ] || continue
-	n=${t##*/}
-	echo "== system ${n%.sh} ($B)"
-	out=$(mktemp)
-	timeout 600 bash "$t" >"$out" 2>&1
-	rc=$?
-	if ! count "$n" <"$out" || { [ $rc -ne 0 ] && ! grep -q '^FAIL:' "$out"; }; then
-		echo "FAIL: $n exited $rc"; fail=$((fail + 1))
+	alone "$t" && continue
+	for b in "${builds[@]}"; do
+		echo "system $b $t"
+	done
+done >>"$RES/queue"
+
+k=0 running=0
+while read -r kind b t; do
+	if [ $running -ge "${CHECK_JOBS:-3}" ]; then
+		wait -n
+		running=$((running - 1))
 	fi
-	rm -f "$out"
-done
+	k=$((k + 1))
+	job "$kind" "$b" "$t" $k &
+	running=$((running + 1))
+done <"$RES/queue"
+wait
+for t in "${systests[@]}"; do
+	alone "$t" || continue
+	for b in "${builds[@]}"; do
+		k=$((k + 1))
+		job system "$b" "$t" $k
+	done
 done
 
+pass=0 fail=0 skip=0
+while read -r p f s; do
+	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
+done <"$RES/tally"
 echo "$pass passed, $fail failed, $skip skipped"
 [ $fail -eq 0 ]

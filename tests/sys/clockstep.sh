@@ -7,6 +7,7 @@
 # It steps the clock of the whole machine, for a few seconds at a time. A
 # time daemon (chronyd, systemd-timesyncd, ntpd) may step it too meanwhile;
 # the test says so when it sees one running, and carries on.
+# alone: it steps the system clock, which every other test would see
 . "${TOP:-.}/tests/lib.sh"
 require_root
 require_capstats

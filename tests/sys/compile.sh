@@ -5,6 +5,7 @@
 # from the state file that cannot start (a filter libpcap refuses, an
 # interface not there yet) try again after 1, 2, 4... s and log each
 # failure once; the one whose interface appears starts counting.
+# alone: it times the heartbeat and the answers while filters compile
 . "${TOP:-.}/tests/lib.sh"
 require_root
 require_capstats

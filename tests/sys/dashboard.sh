@@ -6,6 +6,7 @@
 # kept in the test's temp dir and copied to $B/dashboard.png for people.
 # The server's /state, and the same with --capstats (libcapstats), agree
 # with poll too.
+# alone: it times the page's snapshots
 . "${TOP:-.}/tests/lib.sh"
 require_root
 require_capstats

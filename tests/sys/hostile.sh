@@ -1,6 +1,7 @@
 # tests/sys/hostile.sh: bad bytes on the control socket. Every kind gets a
 # clear error or a closed connection, and the daemon answers the next
 # client at once with its sessions intact.
+# alone: it times the answers to the next client
 . "${TOP:-.}/tests/lib.sh"
 require_root
 require_capstats

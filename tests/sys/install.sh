@@ -4,6 +4,7 @@
 # installed header and library through pkg-config (shared and static) runs
 # and gets CAPSTATS_E_NOENT for a missing segment; man finds the pages;
 # `make uninstall` leaves nothing but directories. SYSTEMDDIR is honoured.
+# alone: it runs make in the tree, which the other tests build in
 . "${TOP:-.}/tests/lib.sh"
 require_capstats
 need make cc pkg-config readelf man bash

@@ -2,6 +2,7 @@
 # members are, by primary and by supplementary group; anyone else is
 # refused by the daemon and cannot read the segment. Users and the group
 # are created here and removed by name.
+# alone: it adds users and a group, as useradd and groupadd lock the files they change
 . "${TOP:-.}/tests/lib.sh"
 require_root
 require_capstats

@@ -4,6 +4,7 @@
 # reader and the dashboard judge the heartbeat by the rule of capstats.h;
 # the dashboard and the exporter answer only requests that name their own
 # address (DNS rebinding); the documents state the rule the code follows.
+# alone: it times readers against the daemon's ticks
 . "${TOP:-.}/tests/lib.sh"
 require_root
 require_capstats

@@ -4,6 +4,7 @@
 # answer within a second, the daemon's memory stays bounded, no reply is
 # lost, and the log says why each client was dropped. At the descriptor
 # limit, the log stays short.
+# alone: it times the answers while clients flood the daemon
 . "${TOP:-.}/tests/lib.sh"
 require_root
 require_capstats

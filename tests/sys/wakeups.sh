@@ -1,6 +1,7 @@
 # tests/sys/wakeups.sh: the libpcap path wakes per packet only while packets
 # are few: a busy session is read on the daemon's millisecond tick, counts
 # stay exact through the changes, and the tick stops once traffic does.
+# alone: it counts the daemon's wake-ups, which other work would change
 . "${TOP:-.}/tests/lib.sh"
 require_root
 require_capstats
