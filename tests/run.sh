@@ -21,7 +21,15 @@ for t in $T; do
 done
 builds=("${@:-build}")
 RES=$(mktemp -d) || exit 2
-trap 'rm -rf "$RES"' EXIT
+# At the end, or when interrupted: the namespaces made here, by name.
+cleanup() {
+	local ns
+	for ns in $(ip netns list 2>/dev/null | sed -n "s/^\(cstrun$$-[0-9]*\).*/\1/p"); do
+		ip netns del "$ns"
+	done
+	rm -rf "$RES"
+}
+trap cleanup EXIT
 : >"$RES/tally"
 
 # unit B PROGRAM: run a unit test; say PASS, SKIP (with its reason) or FAIL
@@ -38,13 +46,16 @@ unit() {
 }
 
 # system B TEST K: run a system test in a network namespace of its own (its
-# own lo: no test counts another's packets), where it can make one
+# own lo: no test counts another's packets), where it can make one, with
+# a /run/netns of its own (the namespaces it names are the only ones it
+# sees, and no other test sees them)
 system() {
 	local b=$1 t=$2 ns=cstrun$$-$3 rc
 	local in=()
 	if ip netns add "$ns" 2>/dev/null; then
 		ip -n "$ns" link set lo up
-		in=(ip netns exec "$ns")
+		in=(ip netns exec "$ns" sh -c 'mount -t tmpfs -o mode=0755 \
+		    cstrun /run/netns && exec "$@"' sh)
 	fi
 	B=$b CAPSTATS=$PWD/$b/capstats timeout 600 "${in[@]}" bash "$t" </dev/null 2>&1
 	rc=$?
