@@ -523,35 +523,19 @@ replay() {
 
 # new_many FILE PREFIX FIRST LAST [WORD...]: sessions PREFIX<i> on $HOST_IF
 # for lines FIRST..LAST of FILE, a filter a line, WORDs (mode kernel, say)
-# before the filter, over 4 connections that pipeline their requests;
-# prints the sessions that failed, with why
+# before the filter, pipelined over a few connections (tests/bench/ctl.py);
+# prints the requests that failed, with why
 new_many() {
-	"$PY" - "$SOCK" "$HOST_IF" "$@" <<'EOF'
-import socket, sys, threading
-sock, iface, path, prefix, first, last = sys.argv[1:7]
-words = "".join(w + " " for w in sys.argv[7:])
+	"$PY" - "$TOP/tests/bench" "$SOCK" "$HOST_IF" "$@" <<'EOF'
+import sys
+sys.dont_write_bytecode = True	# nothing written into the tree
+sys.path.insert(0, sys.argv[1])
+from ctl import pipelined
+sock, iface, path, prefix, first, last = sys.argv[2:8]
+words = "".join(w + " " for w in sys.argv[8:])
 flt = open(path).read().splitlines()
-wanted = list(range(int(first), int(last) + 1))
-bad = []
-def client(part):
-    s = socket.socket(socket.AF_UNIX)
-    s.connect(sock)
-    f = s.makefile("rb")
-    f.readline()				# hello
-    s.sendall(b"".join(("new %s%d interface %s %sfilter %s\n" % (prefix, i, iface,
-        words, flt[i - 1])).encode() for i in part))
-    for i in part:
-        while True:
-            line = f.readline().decode()
-            if line == "ok\n":
-                break
-            if not line or line.startswith("error"):
-                bad.append("%s%d: %s" % (prefix, i, line.strip() or "connection closed"))
-                break
-threads = [threading.Thread(target=client, args=(wanted[k::4],)) for k in range(4)]
-for t in threads: t.start()
-for t in threads: t.join()
-print("\n".join(bad))
+print("\n".join(pipelined(sock, ["new %s%d interface %s %sfilter %s" % (
+    prefix, i, iface, words, flt[i - 1]) for i in range(int(first), int(last) + 1)])))
 EOF
 }
 
