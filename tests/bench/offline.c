@@ -133,15 +133,18 @@ capture_open(const char *iface, int buffer_kb)
 	return p;
 }
 
-/* Compile the first N filters of PATH (skipping # and empty lines). */
-static int
-filters_load(const char *path, int n, struct filter *f)
+/* Compile the first N filters of PATH (skipping # and empty lines) into R. */
+static void
+filters_load(struct reader *r, const char *path, int n)
 {
 	char line[FILTER_MAX + 2];
+	struct filter *f;
 	pcap_t *dead;
 	FILE *fp;
 	int i = 0;
 
+	if ((f = r->f = calloc((size_t)n, sizeof(*f))) == NULL)
+		die("calloc", strerror(errno));
 	if ((fp = fopen(path, "r")) == NULL)
 		die(path, strerror(errno));
 	if ((dead = pcap_open_dead(DLT_EN10MB, SNAPLEN)) == NULL)
@@ -158,7 +161,18 @@ filters_load(const char *path, int n, struct filter *f)
 	}
 	pcap_close(dead);
 	fclose(fp);
-	return i;
+	if ((r->n = i) == 0)
+		die(path, "no filters");
+}
+
+static void
+filters_free(struct reader *r)
+{
+	int i;
+
+	for (i = 0; i < r->n; i++)
+		pcap_freecode(&r->f[i].prog);
+	free(r->f);
 }
 
 /* Count FILE's frames with the first N filters of FILTERFILE. */
@@ -170,23 +184,18 @@ replay(const char *file, const char *filters, int n)
 	pcap_t *p;
 	int i;
 
-	if ((r.f = calloc((size_t)n, sizeof(*r.f))) == NULL)
-		die("calloc", strerror(errno));
-	if ((r.n = filters_load(filters, n, r.f)) == 0)
-		die(filters, "no filters");
+	filters_load(&r, filters, n);
 	if ((p = pcap_open_offline(file, ebuf)) == NULL)
 		die(file, ebuf);
 	if (pcap_datalink(p) != DLT_EN10MB)
 		die(file, "not an Ethernet capture");
 	if (pcap_loop(p, -1, count, (u_char *)&r) == -1)
 		die(file, pcap_geterr(p));
-	for (i = 0; i < r.n; i++) {
+	for (i = 0; i < r.n; i++)
 		printf("%d %llu %llu\n", i, (unsigned long long)r.f[i].packets,
 		    (unsigned long long)r.f[i].bytes);
-		pcap_freecode(&r.f[i].prog);
-	}
 	pcap_close(p);
-	free(r.f);
+	filters_free(&r);
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 
@@ -208,10 +217,7 @@ main(int argc, char **argv)
 		    "       offline -r FILE FILTERFILE N\n");
 		return 2;
 	}
-	if ((r.f = calloc((size_t)n, sizeof(*r.f))) == NULL)
-		die("calloc", strerror(errno));
-	if ((r.n = filters_load(argv[3], n, r.f)) == 0)
-		die(argv[3], "no filters");
+	filters_load(&r, argv[3], n);
 	p = capture_open(argv[1], atoi(argv[2]));
 
 	/* The signals arrive only inside ppoll, so none is missed between checks. */
@@ -246,13 +252,11 @@ main(int argc, char **argv)
 			break;
 	if (pcap_stats(p, &st) == -1)
 		die("pcap_stats", pcap_geterr(p));
-	for (i = 0; i < r.n; i++) {
+	for (i = 0; i < r.n; i++)
 		printf("%d %llu %llu %u\n", i, (unsigned long long)r.f[i].packets,
 		    (unsigned long long)r.f[i].bytes, st.ps_drop);
-		pcap_freecode(&r.f[i].prog);
-	}
 	printf("stats %u %u %u\n", st.ps_recv, st.ps_drop, st.ps_ifdrop);
 	pcap_close(p);
-	free(r.f);
+	filters_free(&r);
 	return 0;
 }
