@@ -108,9 +108,10 @@ capstats.pc: shm/capstats.pc.in
 # builds; `make check-unit` runs the quick unit tests of $(B) alone.
 # The programs the system tests run are built first, for both builds: the
 # two builds' tests run at the same time and build nothing in the tree.
-check: all $(B)/kdiff/kdiff $(B)/bench/offline
+CHECK_PROGS = kdiff/kdiff bench/offline
+check: all $(CHECK_PROGS:%=$(B)/%)
 	$(MAKE) B=build/asan SAN=1 build/asan/capstats build/asan/enomem.so asan-units \
-	    build/asan/kdiff/kdiff build/asan/bench/offline
+	    $(CHECK_PROGS:%=build/asan/%)
 	T='$(T)' bash tests/run.sh build build/asan
 
 check-unit: $(QUICK:%=$(B)/tests/%)
