@@ -306,11 +306,11 @@ state_check_line(char *line, size_t len, bool had_lf)
 }
 
 /*
- * Restore each good line of F; count the good, the held and the bad; the
- * lines read.
+ * Restore each good line of F, hold those over the limit; count the good
+ * and the bad; the lines read.
  */
 static unsigned
-state_read(FILE *f, unsigned *good, unsigned *nhold, unsigned *bad)
+state_read(FILE *f, unsigned *good, unsigned *bad)
 {
 	unsigned lineno = 0;
 	const char *why;
@@ -333,8 +333,8 @@ state_read(FILE *f, unsigned *good, unsigned *nhold, unsigned *bad)
 			(*bad)++;
 		}
 		if ((why = state_check_line(line, len, lf)) == over_limit)
-			(*nhold)++;
-		else if (why != NULL) {
+			continue;
+		if (why != NULL) {
 			log_warnx("state file %s line %u: %s; not restored",
 			    path, lineno, why);
 			(*bad)++;
@@ -348,7 +348,7 @@ state_read(FILE *f, unsigned *good, unsigned *nhold, unsigned *bad)
 void
 state_restore(void)
 {
-	unsigned bad = 0, good = 0, nhold = 0, lines;
+	unsigned bad = 0, good = 0, lines;
 	const char *why;
 	FILE *f;
 	int fd;
@@ -370,10 +370,10 @@ state_restore(void)
 		state_save();
 		return;
 	}
-	lines = state_read(f, &good, &nhold, &bad);
-	if (nhold > 0)
-		log_warnx("state file %s: %u sessions held until a start with "
-		    "a larger -n", path, nhold);
+	lines = state_read(f, &good, &bad);
+	if (nheld > 0)
+		log_warnx("state file %s: %zu sessions held until a start with "
+		    "a larger -n", path, nheld);
 	if (lines > 0)
 		log_info("state file %s: %u sessions restored, %u lines not",
 		    path, good, bad);
