@@ -539,6 +539,12 @@ print("\n".join(pipelined(sock, ["new %s%d interface %s %sfilter %s" % (
 EOF
 }
 
+# running_kernel: how many sessions run on the kernel path
+running_kernel() {
+	cs -j list | "$PY" -c 'import json, sys
+print(sum(s["mode"] == "kernel" and s["state"] == "running" for s in json.load(sys.stdin)))'
+}
+
 # poll_field NAME KEY: one value of session NAME's counters (`poll -j`)
 poll_field() {
 	cs -j poll "$1" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$2"

@@ -29,9 +29,7 @@ t0=$(now_ms)
 new_many "$TDIR/filters" s 1 "$N" mode kernel >"$TDIR/new.out"
 check_eq "$N sessions created" "" "$(cat "$TDIR/new.out")"
 echo "  created in $(($(now_ms) - t0)) ms"
-check_eq "all $N count on the kernel path, running" "$N" "$(cs -j list | "$PY" -c '
-import json, sys
-print(sum(s["mode"] == "kernel" and s["state"] == "running" for s in json.load(sys.stdin)))')"
+check_eq "all $N count on the kernel path, running" "$N" "$(running_kernel)"
 
 # Session s<i+1> (line i+1) gets 1 + i % 3 frames, sent from the namespace.
 ip netns exec "$NETNS" "$PY" - "$PEER_IF" "$N" <<'EOF'
@@ -85,11 +83,6 @@ check "for a new session" cs new one-more interface "$HOST_IF" mode kernel filte
 check_eq "which counts on the kernel path" "kernel" "$(cs -j show one-more | "$PY" -c '
 import json, sys; print(json.load(sys.stdin)["mode"])')"
 
-# running_kernel: how many sessions run on the kernel path
-running_kernel() {
-	cs -j list | "$PY" -c 'import json, sys
-print(sum(s["mode"] == "kernel" and s["state"] == "running" for s in json.load(sys.stdin)))'
-}
 # A start with a smaller -n holds the sessions over it in the state file;
 # one with -n back at N restores them all.
 daemon_stop

@@ -52,10 +52,7 @@ DAEMON_BUFFER_KB=1024 daemon_start -i "$HOST_IF" -n 1200 || exit 1
 t0=$(now_ms)
 check_eq "$N sessions created" "" "$(new_many "$TDIR/filters" s 1 $N)"
 echo "  created in $(($(now_ms) - t0)) ms"
-kernel_count() {
-	cs -j list | "$PY" -c 'import json,sys; print(sum(s["mode"] == "kernel" and s["state"] == "running" for s in json.load(sys.stdin)))'
-}
-check_eq "all $N count on the kernel path" "$N" "$(kernel_count)"
+check_eq "all $N count on the kernel path" "$N" "$(running_kernel)"
 cs -j list | "$PY" -c 'import json,sys
 for s in json.load(sys.stdin):
     if s["mode"] != "kernel": print(s["session"], s["mode_reason"]); break' | indent
@@ -132,11 +129,11 @@ daemon_stop
 t0=$(now_ms)
 DAEMON_BUFFER_KB=1024 daemon_start -i "$HOST_IF" -n 1200 || exit 1
 for _ in $(seq 1 300); do
-	[ "$(kernel_count)" = "$N" ] && break
+	[ "$(running_kernel)" = "$N" ] && break
 	nap 0.1
 done
 echo "  restored in $(($(now_ms) - t0)) ms"
-check_eq "a restart restores all $N on the kernel path" "$N" "$(kernel_count)"
+check_eq "a restart restores all $N on the kernel path" "$N" "$(running_kernel)"
 snapshot before3
 replay "$CORPUS/$3" 5000 && settle
 snapshot after3
